@@ -1,0 +1,66 @@
+"""The ``sentryfuse`` command line.
+
+Each subcommand lives in ``harness/commands/<name>.py`` with ``add_arguments(parser)``
+and ``run(args) -> int``; they are imported lazily so ``sentryfuse --help`` never pulls
+torch, TensorRT or the dataset packages. A ``SentryFuseError`` becomes one line on
+stderr and exit code 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sentryfuse.errors import SentryFuseError
+
+COMMANDS: dict[str, str] = {
+    "train": "train a backbone with the modality-dropout curriculum and SentryGate scorer",
+    "prune": "prune a checkpoint zero-shot (SentryGate or a baseline) into a smaller variant",
+    "run": "run a benchmark profile into a resumable results store",
+    "report": "write tables, Markdown and an HTML report from a results store",
+    "check": "compare a candidate run against a baseline run (release regression gate)",
+    "targets": "list targets, whether they are available here, runtimes, power modes, sensors",
+    "datasets": "list datasets and whether their packages are installed",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse already exits 2 on bad usage; keep its message to the usage line + error."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sentryfuse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=f"harness.commands.{name}")
+        try:
+            module = importlib.import_module(f"harness.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command still being built
+            if exc.name != f"harness.commands.{name}":
+                raise
+            continue
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        module = importlib.import_module(args._module)
+        return int(module.run(args) or 0)
+    except SentryFuseError as exc:
+        print(f"sentryfuse {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sentryfuse {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

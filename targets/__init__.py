@@ -1,0 +1,1 @@
+"""Target adapters: one per device kind (cpu, cuda, jetson) behind one interface."""
