@@ -65,7 +65,9 @@ class MultimodalDataset:
             n = len(split)
             for spec in self.modalities:
                 if spec.name not in split.x:
-                    raise DatasetError(f"{self.name}: {split_name} split has no '{spec.name}' array")
+                    raise DatasetError(
+                        f"{self.name}: {split_name} split has no '{spec.name}' array"
+                    )
                 arr = split.x[spec.name]
                 if arr.shape != (n, spec.steps, spec.features) or arr.dtype != np.float32:
                     raise DatasetError(
