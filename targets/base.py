@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sentryfuse.errors import PowerModeError, unknown_name
+
 EnergySource = Literal["measured", "estimated"]
 
 
@@ -46,6 +48,7 @@ class EnergyReading:
     samples: int
     elapsed_s: float
     update_interval_ms: float | None = None
+    warnings: tuple[str, ...] = ()  # e.g. window shorter than the sensor's update period
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,15 @@ class Runner(ABC):
 
     runtime: str
     weights_bytes: int = 0
+    modalities: tuple[str, ...] = ()  # the inputs this runner was exported for, in order
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
+        """Move a batch where the runtime wants it (e.g. onto the GPU); call it *outside*
+        the timed region. ``__call__`` accepts both raw and prepared batches."""
+        return inputs
 
     @abstractmethod
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
         """Run one batch; inputs are ``{modality: (B, T, C) float32}``; returns (B, classes)."""
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook, no-op on synchronous runtimes
@@ -87,15 +96,33 @@ class PowerModes(ABC):
     @abstractmethod
     def set(self, name: str) -> None: ...
 
+    def snapshot(self) -> Any:
+        """Everything ``restore`` needs to put the device back exactly (default: the mode
+        name; adapters that change more, e.g. cpufreq or locked clocks, record more)."""
+        return self.current()
+
+    def restore(self, snapshot: Any) -> None:
+        """Undo every change made since ``snapshot`` was taken."""
+        self.set(snapshot)
+
+    def mode(self, name: str) -> PowerMode:
+        """The mode called ``name``; an unknown name lists the valid ones."""
+        for m in self.list():
+            if m.name == name:
+                return m
+        raise PowerModeError(unknown_name("power mode", name, [m.name for m in self.list()]))
+
     @contextlib.contextmanager
     def apply(self, name: str) -> Iterator[PowerMode]:
-        """Set ``name`` for the duration of the block, restoring the previous mode always."""
-        previous = self.current()
+        """Set ``name`` for the duration of the block, restoring the previous state always
+        (normal exit, exception, Ctrl-C, or a ``set`` that failed half-way)."""
+        wanted = self.mode(name)  # unknown names fail before anything changes
+        previous = self.snapshot()
         try:
             self.set(name)
-            yield next(m for m in self.list() if m.name == name)
+            yield wanted
         finally:
-            self.set(previous)
+            self.restore(previous)
 
 
 class EnergySensor(ABC):
@@ -130,6 +157,10 @@ class Target(ABC):
     @abstractmethod
     def runtimes(self) -> tuple[str, ...]: ...
 
+    def runtime_availability(self) -> dict[str, Availability]:
+        """Each runtime this target knows and whether it can run here (default: all ok)."""
+        return {r: Availability(True) for r in self.runtimes()}
+
     @abstractmethod
     def export(
         self,
@@ -147,7 +178,8 @@ class Target(ABC):
     def energy_sensor(self) -> EnergySensor: ...
 
     @abstractmethod
-    def memory(self) -> MemoryReading: ...
+    def memory(self, runner: Runner | None = None) -> MemoryReading:
+        """Peak process memory now (and the runner's weights/engine size when given)."""
 
 
 @dataclass(frozen=True)

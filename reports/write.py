@@ -1,0 +1,216 @@
+"""``write_report``: results store → tables (CSV + Parquet), summary.md and report.html.
+
+Everything is built in a temporary sibling directory and renamed into place at the end,
+so an interrupted or failed report leaves either the previous report or nothing — never
+a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from reports import plots
+from reports.claims import claims_table
+from reports.finetune import accuracy_gap, energy_break_even
+from reports.render import Section, render_html, render_markdown
+from reports.store import StoreData, load_store
+from reports.tables import (
+    accuracy_by_condition,
+    accuracy_vs_sparsity,
+    energy_provenance,
+    failed_cells,
+    ok_static,
+    pareto_table,
+    power_mode_table,
+)
+from sentryfuse.errors import StoreError
+
+JSON_COLUMNS = ("definition_json", "extra_json", "energy_rails_json")
+
+
+def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
+    """Every table the report writes, by file stem."""
+    cells = store.cells
+    return {
+        "runs": store.runs,
+        "cells": cells.drop(columns=[c for c in JSON_COLUMNS if c in cells]),
+        "accuracy_vs_sparsity": accuracy_vs_sparsity(cells),
+        "accuracy_by_condition": accuracy_by_condition(cells),
+        "power_modes": power_mode_table(cells),
+        "pareto": pareto_table(cells),
+        "finetune_accuracy_gap": accuracy_gap(cells),
+        "finetune_energy_break_even": energy_break_even(cells),
+        "claims": claims_table(cells),
+        "replay_segments": store.replay_segments,
+        "failed_cells": failed_cells(cells),
+    }
+
+
+def _provenance(store: StoreData) -> Section:
+    runs = store.runs
+    rows = []
+    for r in runs.itertuples(index=False):
+        try:
+            devices = ", ".join(sorted(json.loads(r.fingerprint_json)))
+        except (TypeError, ValueError):
+            devices = "unreadable fingerprint"
+        rows.append({"run_id": r.run_id, "profile": r.profile_name, "git_commit": r.git_commit,
+                     "started_at": r.started_at, "finished_at": r.finished_at,
+                     "targets": devices, "fingerprint_hash": r.fingerprint_hash})  # fmt: skip
+    cells = store.cells
+    counts = (
+        f"{len(cells)} cells ({int((cells['status'] == 'ok').sum())} ok, "
+        f"{int((cells['status'] != 'ok').sum())} failed; "
+        f"{int((cells['kind'] == 'replay').sum())} deployment replays), "
+        f"{len(store.latency_samples)} raw latency samples."
+    )
+    return Section("Run", [f"Store: {store.path.name}. {counts}"], [("runs", pd.DataFrame(rows))])
+
+
+def _parse_present(segments: pd.DataFrame, store: StoreData) -> pd.DataFrame:
+    """Decode ``present_json``; a malformed one is a corrupt store, said in one line."""
+    present = []
+    for raw in segments["present_json"]:
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, list):
+            raise StoreError(
+                f"results store '{store.path}' has a replay segment with unreadable "
+                f"present_json {raw!r}; re-run the replay cell"
+            )
+        present.append([str(v) for v in value])
+    return segments.assign(present=present)
+
+
+def _figure(alt: str, fig) -> list[tuple[str, bytes]]:
+    return [] if fig is None else [(alt, plots.to_png(fig))]
+
+
+def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Section]:
+    """The report, section by section (shared by the Markdown and the HTML)."""
+    ok = ok_static(store.cells)
+    energy_note = f"Energy figures in this run: {energy_provenance(ok)}."
+    ft_note = (
+        "Gap = SentryGate (zero-shot, no fine-tuning) accuracy minus the fine-tuned "
+        "baseline's, in points, averaged over datasets, backbones and attention kinds. "
+        "Break-even = fine-tuning energy ÷ energy per inference: the number of inferences "
+        "the fine-tuning energy would have paid for."
+    )
+    be = tables["finetune_energy_break_even"]
+    sections = [
+        _provenance(store),
+        Section("Paper claims vs this run", [energy_note], [("claims", tables["claims"])]),
+        Section(
+            "Comparison with fine-tuning baselines",
+            [
+                ft_note,
+                f"Fine-tuning energy: {energy_provenance(be, 'finetune_energy_source', 'finetune_energy_sensor')}"
+                f"; inference energy: {energy_provenance(be)}.",
+            ],  # fmt: skip
+            [
+                ("accuracy gap per sparsity and condition", tables["finetune_accuracy_gap"]),
+                ("fine-tuning energy and break-even", be),
+            ],  # fmt: skip
+            _figure("break-even inferences per fine-tuned method", plots.plot_break_even(be)),
+        ),
+        Section(
+            "Accuracy vs sparsity",
+            images=_figure(
+                "accuracy vs sparsity per method, one panel per dataset × backbone",
+                plots.plot_accuracy_vs_sparsity(tables["accuracy_vs_sparsity"]),
+            ),  # fmt: skip
+        ),
+        Section(
+            "Accuracy under modality conditions",
+            images=_figure(
+                "accuracy under each modality condition",
+                plots.plot_accuracy_by_condition(tables["accuracy_by_condition"]),
+            ),  # fmt: skip
+        ),
+        Section(
+            "Latency and energy vs power mode",
+            [energy_note],
+            [("per power mode", tables["power_modes"])],
+            _figure(
+                "latency and energy per inference vs power mode",
+                plots.plot_power_modes(tables["power_modes"]),
+            ),  # fmt: skip
+        ),
+        Section(
+            "Pareto fronts",
+            [energy_note],
+            images=_figure(
+                "accuracy–latency and accuracy–energy Pareto fronts",
+                plots.plot_pareto(tables["pareto"]),
+            ),  # fmt: skip
+        ),
+    ]
+    replay = Section("Deployment replay")
+    segs = store.replay_segments
+    for c in store.cells[store.cells["kind"] == "replay"].itertuples(index=False):
+        title = (f"{c.dataset} · {c.backbone} · {c.attention} · {c.method} · {c.condition} · "
+                 f"{c.target}/{c.runtime} · {c.power_mode}")  # fmt: skip
+        sub = _parse_present(segs[segs["cell_key"] == c.cell_key], store)
+        sub = sub.assign(energy_sensor=c.energy_sensor)
+        replay.images += _figure(f"replay timeline: {title}", plots.plot_replay(title, sub))
+        if not sub.empty:
+            cols = ["seq", "t_start_s", "t_end_s", "power_mode", "present_json", "sparsity",
+                    "accuracy", "latency_ms_p50", "latency_ms_p99", "deadline_misses",
+                    "switch_ms", "energy_mj", "energy_source", "energy_sensor"]  # fmt: skip
+            replay.tables.append((f"segments: {title}", sub[cols].sort_values("seq")))
+    if not replay.images:
+        replay.paragraphs.append("This run has no deployment replay cells.")
+    sections.append(replay)
+    failed = tables["failed_cells"]
+    sections.append(
+        Section("Failed cells", [f"{len(failed)} cell(s) failed."], [("failed", failed)])
+    )
+    return sections
+
+
+def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
+    tdir = out / "tables"
+    tdir.mkdir()
+    for name, df in tables.items():
+        df.to_csv(tdir / f"{name}.csv", index=False)
+        # Parquet wants one type per column: object columns mixing None/str become str.
+        pq = df.copy()
+        for col in [c for c in pq.columns if pd.api.types.is_object_dtype(pq[c])]:
+            pq[col] = pq[col].map(lambda v: None if v is None else str(v))
+        pq.to_parquet(tdir / f"{name}.parquet", engine="pyarrow", index=False)
+
+
+def write_report(store_path: str | Path, out_dir: str | Path) -> Path:
+    """Write the whole report for one store into ``out_dir`` (replaced atomically)."""
+    store = load_store(store_path)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tables = build_tables(store)
+        _write_tables(tables, tmp)
+        sections = build_sections(store, tables)
+        title = (
+            f"SentryFuse Bench report — {', '.join(map(str, store.runs['profile_name'].unique()))}"
+        )
+        (tmp / "summary.md").write_text(render_markdown(title, sections), encoding="utf-8")
+        (tmp / "report.html").write_text(render_html(title, sections), encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,153 @@
+"""The desktop NVIDIA GPU target: torch on CUDA and TensorRT, NVML power and energy."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentryfuse.errors import SentryFuseError, TargetError, unknown_name
+from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
+from targets.cpu_runners import TorchRunner
+from targets.export import check_parity, export_onnx, modality_order, torch_reference
+from targets.hw import MONOTONIC, Clock
+from targets.memory import cuda_peak_mb, peak_rss_mb
+from targets.nvml import NvmlEnergySensor, NvmlPowerModes, load_nvml
+
+CUDA_RUNTIMES = ("torch", "tensorrt")
+GPU_ATOL = 2e-3  # cuDNN/TF32 and TensorRT kernel choices differ from CPU float32 sums
+GPU_RTOL = 1e-2
+
+
+def cuda_availability() -> Availability:
+    try:
+        import torch
+    except ImportError:
+        return Availability(False, "torch is not installed")
+    if torch.version.cuda is None:
+        return Availability(False, f"no CUDA device: torch {torch.__version__} is a CPU-only build")
+    if not torch.cuda.is_available():
+        return Availability(False, "no CUDA device visible (torch.cuda.is_available() is False)")
+    return Availability(True)
+
+
+def library_versions() -> dict[str, Any]:
+    """torch/CUDA/cuDNN/TensorRT versions and the GPU name (None where absent)."""
+    import torch
+
+    out: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda, "tensorrt": None}
+    if importlib.util.find_spec("tensorrt") is not None:
+        try:
+            import tensorrt
+
+            out["tensorrt"] = tensorrt.__version__
+        except Exception as exc:  # a broken install must not break the fingerprint
+            out["tensorrt"] = f"unimportable: {type(exc).__name__}"
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(0)
+        out["cudnn"] = torch.backends.cudnn.version()
+    return out
+
+
+class CudaTorchRunner(TorchRunner):
+    """Eager torch on the GPU; ``synchronize`` waits for queued kernels at window edges."""
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def export_cuda(
+    model: Any,
+    example_inputs: Mapping[str, np.ndarray],
+    runtime: str,
+    workdir: Path,
+    max_batch: int | None = None,
+) -> Runner:
+    """A GPU runner (torch or TensorRT) checked against CPU torch before returning."""
+    avail = cuda_availability()
+    if not avail.ok:
+        raise TargetError(f"runtime '{runtime}' needs CUDA: {avail.reason}")
+    order = modality_order(example_inputs)
+    model = model.eval().cpu()
+    reference = torch_reference(model, example_inputs)
+    if runtime == "torch":
+        runner: Runner = CudaTorchRunner(model.to("cuda"), order, "cuda")
+    elif runtime == "tensorrt":
+        if importlib.util.find_spec("tensorrt") is None:
+            raise TargetError(
+                "runtime 'tensorrt' needs TensorRT: pip install 'sentryfuse-bench[tensorrt]'"
+            )
+        from targets.tensorrt_engine import TensorRTRunner, build_engine
+
+        onnx_path = Path(workdir) / "model.onnx"
+        export_onnx(model, example_inputs, onnx_path)
+        shapes = {m: example_inputs[m].shape for m in order}
+        batch = next(iter(shapes.values()))[0]
+        engine = build_engine(onnx_path, shapes, max_batch or max(batch, 64))
+        (Path(workdir) / "model.engine").write_bytes(engine)
+        runner = TensorRTRunner(engine, order)
+    else:
+        raise TargetError(unknown_name("cuda runtime", runtime, CUDA_RUNTIMES))
+    check_parity(runtime, reference, runner(example_inputs), atol=GPU_ATOL, rtol=GPU_RTOL)
+    return runner
+
+
+class CudaTarget(Target):
+    name = "cuda"
+
+    def __init__(self, nvml: Any | None = None, index: int = 0, clock: Clock = MONOTONIC) -> None:
+        self.nvml = nvml
+        self.index = index
+        self.clock = clock
+        self._power = NvmlPowerModes(nvml, index)  # one instance: it tracks clocks it locked
+
+    def availability(self) -> Availability:
+        return cuda_availability()
+
+    def runtimes(self) -> tuple[str, ...]:
+        return CUDA_RUNTIMES
+
+    def runtime_availability(self) -> dict[str, Availability]:
+        trt = importlib.util.find_spec("tensorrt") is not None
+        return {
+            "torch": Availability(True),
+            "tensorrt": Availability(trt, "" if trt else "TensorRT is not installed"),
+        }
+
+    def fingerprint(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.name, **library_versions()}
+        try:
+            nvml = load_nvml(self.nvml)
+            h = nvml.nvmlDeviceGetHandleByIndex(self.index)
+            name = nvml.nvmlDeviceGetName(h)
+            out["gpu"] = name.decode() if isinstance(name, bytes) else name
+            driver = nvml.nvmlSystemGetDriverVersion()
+            out["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+        except SentryFuseError as exc:
+            out["driver"] = f"unknown ({exc})"
+        power = self.power_modes()
+        out["power_mode"] = power.current() if power.available().ok else "unavailable"
+        out["clocks_locked"] = out["power_mode"].endswith("-locked")
+        return out
+
+    def export(
+        self, model: Any, example_inputs: Mapping[str, np.ndarray], runtime: str, workdir: Path
+    ) -> Runner:
+        if runtime not in CUDA_RUNTIMES:
+            raise TargetError(unknown_name("cuda runtime", runtime, CUDA_RUNTIMES))
+        return export_cuda(model, example_inputs, runtime, Path(workdir))
+
+    def power_modes(self) -> NvmlPowerModes:
+        return self._power
+
+    def energy_sensor(self) -> EnergySensor:
+        return NvmlEnergySensor(self.nvml, self.index, self.clock)
+
+    def memory(self, runner: Runner | None = None) -> MemoryReading:
+        weights = runner.weights_bytes / (1024.0 * 1024.0) if runner is not None else None
+        return MemoryReading(peak_rss_mb(), cuda_peak_mb(), weights)

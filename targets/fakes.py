@@ -1,0 +1,126 @@
+"""Fakes that implement the hardware access points fully, for tests and demos.
+
+They live next to what they fake (as Zeus keeps its fake GPUs): ``ScriptedRunner`` is a
+``CommandRunner`` that replays recorded command output, and ``FakeNvml`` offers the
+``pynvml`` functions the adapters call, holding recorded values and enforcing NVML's
+rules (limits within constraints, permission errors when not root).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from targets.hw import CommandResult
+
+Responder = Callable[[Sequence[str]], CommandResult]
+
+
+class ScriptedRunner:
+    """Answers each argv from a table of recorded outputs (or a responder function) and
+    keeps the call log, so tests can assert what would have run on the device."""
+
+    def __init__(
+        self, table: dict[tuple[str, ...], CommandResult | Responder] | None = None
+    ) -> None:
+        self.table = dict(table or {})
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, argv: Sequence[str], timeout_s: float = 30.0) -> CommandResult:
+        key = tuple(argv)
+        self.calls.append(key)
+        answer = self.table.get(key)
+        if answer is None:
+            return CommandResult(127, "", f"{argv[0]}: not scripted")
+        return answer(key) if callable(answer) else answer
+
+
+class NVMLError(Exception):
+    """Shape of ``pynvml.NVMLError``: the NVML return code in ``value``."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(f"NVML error {value}")
+        self.value = value
+
+
+class FakeNvml:
+    """The subset of ``pynvml`` the cuda target uses, backed by recorded values."""
+
+    NVML_ERROR_NOT_SUPPORTED = 3
+    NVML_ERROR_NO_PERMISSION = 4
+    NVML_CLOCK_GRAPHICS = 0
+    NVMLError = NVMLError
+
+    def __init__(
+        self, values: dict[str, Any], root: bool = True, energy_supported: bool = True
+    ) -> None:
+        self.values = values
+        self.root = root
+        self.energy_supported = energy_supported
+        self.limit_mw = int(values["default_power_limit_mw"])
+        self.locked_clocks: tuple[int, int] | None = None
+        self._energy = list(values["total_energy_mj_series"])
+        self.set_calls: list[int] = []
+        self.fail_next_set = False
+
+    @classmethod
+    def from_file(cls, path: Path, **kwargs: Any) -> FakeNvml:
+        return cls(json.loads(Path(path).read_text()), **kwargs)
+
+    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
+        pass
+
+    def nvmlShutdown(self) -> None:  # noqa: N802
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> str:  # noqa: N802
+        return self.values["name"]
+
+    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+        return self.values["driver"]
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: int) -> tuple[int, int]:  # noqa: N802
+        low, high = self.values["power_limit_constraints_mw"]
+        return int(low), int(high)
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: int) -> int:  # noqa: N802
+        return int(self.values["default_power_limit_mw"])
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: int) -> int:  # noqa: N802
+        return self.limit_mw
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: int, limit_mw: int) -> None:  # noqa: N802
+        if not self.root:
+            raise NVMLError(self.NVML_ERROR_NO_PERMISSION)
+        if self.fail_next_set:
+            self.fail_next_set = False
+            raise NVMLError(999)
+        low, high = self.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+        if not low <= limit_mw <= high:
+            raise NVMLError(2)  # NVML_ERROR_INVALID_ARGUMENT
+        self.set_calls.append(int(limit_mw))
+        self.limit_mw = int(limit_mw)
+
+    def nvmlDeviceGetDefaultApplicationsClock(self, handle: int, clock_type: int) -> int:  # noqa: N802
+        return int(self.values["default_graphics_clock_mhz"])
+
+    def nvmlDeviceSetGpuLockedClocks(self, handle: int, min_mhz: int, max_mhz: int) -> None:  # noqa: N802
+        if not self.root:
+            raise NVMLError(self.NVML_ERROR_NO_PERMISSION)
+        self.locked_clocks = (min_mhz, max_mhz)
+
+    def nvmlDeviceResetGpuLockedClocks(self, handle: int) -> None:  # noqa: N802
+        self.locked_clocks = None
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:  # noqa: N802
+        if not self.energy_supported:
+            raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        value = self._energy[0]
+        if len(self._energy) > 1:
+            self._energy.pop(0)
+        return value
