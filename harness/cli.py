@@ -25,28 +25,26 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse already exits 2 on bad usage; keep its message to the usage line + error."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sentryfuse", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (a broken or heavy module of
+    another command never affects this one)."""
+    parser = argparse.ArgumentParser(
+        prog="sentryfuse",
+        description="SentryFuse Bench: zero-shot modality-aware pruning, measured on the device.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=f"harness.commands.{name}")
-        try:
-            module = importlib.import_module(f"harness.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command still being built
-            if exc.name != f"harness.commands.{name}":
-                raise
-            continue
-        module.add_arguments(p)
+        if name == command:
+            importlib.import_module(f"harness.commands.{name}").add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

