@@ -1,0 +1,125 @@
+"""Build-once caches: datasets, trained checkpoints, pruned variants.
+
+Training is the expensive part of a suite, so a checkpoint is trained once per
+(dataset, backbone, attention, seed, training settings) and kept under
+``OUT/checkpoints/<hash>/`` (written to a temporary sibling and renamed, so a SIGKILL
+never leaves a half checkpoint that a rerun would trust). Pruned variants are derived
+once per (checkpoint, method, sparsity, present sensors) and reused by every cell that
+needs them (targets, runtimes, power modes). A failure is cached too, so a checkpoint
+that cannot be trained fails its cells quickly instead of retraining for each one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.profile_schema import Profile, canonical_json, sha256_hex
+
+
+class Artifacts:
+    def __init__(self, profile: Profile, out_dir: Path, *, progress: bool = False) -> None:
+        self.profile = profile
+        self.out_dir = out_dir
+        self.progress = progress
+        self._datasets: dict[tuple[str, int], Any] = {}
+        self._checkpoints: dict[str, Any] = {}
+        self._variants: dict[tuple, Any] = {}
+        self._failures: dict[Any, BaseException] = {}
+
+    def dataset(self, name: str, seed: int) -> Any:
+        """The dataset sliced by the profile's eval limits (cached per name and seed)."""
+        key = (name, seed)
+        if key not in self._datasets:
+            from sentryfuse.data import load_dataset
+
+            e = self.profile.eval
+            self._datasets[key] = load_dataset(
+                name, max_train=e.max_train, max_test=e.max_test, seed=seed
+            )
+        return self._datasets[key]
+
+    def checkpoint_key(self, dataset: str, backbone: str, attention: str, seed: int) -> str:
+        d = {
+            "dataset": dataset,
+            "backbone": backbone,
+            "attention": attention,
+            "seed": seed,
+            "train": asdict(self.profile.train),
+            "max_train": self.profile.eval.max_train,
+            "max_test": self.profile.eval.max_test,
+        }
+        return sha256_hex(canonical_json(d))[:16]
+
+    def checkpoint(self, dataset: str, backbone: str, attention: str, seed: int) -> tuple[str, Any]:
+        """(key, loaded ``Checkpoint``), training it into the cache if absent."""
+        key = self.checkpoint_key(dataset, backbone, attention, seed)
+        if key in self._failures:
+            raise self._failures[key]
+        if key not in self._checkpoints:
+            try:
+                self._checkpoints[key] = self._load_or_train(
+                    key, dataset, backbone, attention, seed
+                )
+            except Exception as exc:
+                self._failures[key] = exc
+                raise
+        return key, self._checkpoints[key]
+
+    def _load_or_train(
+        self, key: str, dataset: str, backbone: str, attention: str, seed: int
+    ) -> Any:
+        from sentryfuse.checkpoint import load_checkpoint
+        from sentryfuse.models import model_config_for
+        from sentryfuse.train import TrainConfig, train
+
+        final = self.out_dir / "checkpoints" / key
+        if not (final / "config.json").is_file():
+            t = self.profile.train
+            ds = self.dataset(dataset, seed)
+            config = model_config_for(ds, backbone, attention, size=t.size)
+            extra = (
+                {} if t.scorer_final_steps is None else {"scorer_final_steps": t.scorer_final_steps}
+            )
+            tcfg = TrainConfig(
+                epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, **extra
+            )
+            tmp = final.parent / f".tmp-{key}-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            train(ds, config, tcfg, tmp / "ckpt", progress=self.progress)
+            shutil.rmtree(final, ignore_errors=True)  # a stale partial dir from old code
+            os.replace(tmp / "ckpt", final)
+            shutil.rmtree(tmp, ignore_errors=True)
+        return load_checkpoint(final)
+
+    def variant(
+        self,
+        ckpt_key: str,
+        checkpoint: Any,
+        dataset: Any,
+        method: str,
+        sparsity: float,
+        present: tuple[str, ...] | None,
+        seed: int,
+    ) -> Any:
+        """A zero-shot ``PrunedVariant`` (cached); calibration data from the train split."""
+        key = (ckpt_key, method, sparsity, present, seed)
+        if key in self._failures:
+            raise self._failures[key]
+        if key not in self._variants:
+            from sentryfuse.prune import prune
+
+            n = min(len(dataset.train), self.profile.eval.calib_samples)
+            calib = dataset.train.take(slice(0, n))
+            try:
+                self._variants[key] = prune(
+                    checkpoint, method, sparsity, present=present, calib=calib, seed=seed
+                )
+            except Exception as exc:
+                self._failures[key] = exc
+                raise
+        return self._variants[key]

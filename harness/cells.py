@@ -1,0 +1,178 @@
+"""Expand a profile into cells in a deterministic order, each keyed by its definition.
+
+A cell's key is the sha256 of the canonical JSON of everything that defines its result
+(axes plus the training, evaluation, fine-tuning and measurement settings), so a rerun
+finds finished cells by key, and changing a setting that changes results makes new
+cells instead of silently mixing old numbers with new ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.profile_schema import Profile, canonical_json, sha256_hex
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str  # 'static' | 'replay'
+    dataset: str
+    backbone: str
+    attention: str
+    method: str  # 'dense', a zero-shot method, or '<m>+ft'
+    sparsity: float
+    condition: str  # condition string, or 'replay'
+    target: str
+    runtime: str
+    power_mode: str  # mode name, 'current', or 'timeline' for replay cells
+    seed: int
+    settings: tuple[tuple[str, Any], ...]  # sorted (name, JSON-safe value) pairs
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["settings"] = {k: v for k, v in self.settings}
+        return d
+
+    @property
+    def definition_json(self) -> str:
+        return canonical_json(self.definition)
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.definition)
+
+    @property
+    def base_method(self) -> str:
+        return self.method.removesuffix("+ft")
+
+    @property
+    def finetuned(self) -> bool:
+        return self.method.endswith("+ft")
+
+    def label(self) -> str:
+        return (
+            f"{self.dataset}/{self.backbone}/{self.attention} {self.method}@{self.sparsity:g} "
+            f"{self.condition} {self.target}/{self.runtime}/{self.power_mode} s{self.seed}"
+        )
+
+
+def cell_key(definition: dict[str, Any]) -> str:
+    return sha256_hex(canonical_json(definition))
+
+
+def _settings(profile: Profile, finetuned: bool, replay: bool) -> tuple[tuple[str, Any], ...]:
+    d: dict[str, Any] = {
+        "train": asdict(profile.train),
+        "eval": asdict(profile.eval),
+        "measure": asdict(profile.measure),
+    }
+    if finetuned:
+        d["finetune"] = asdict(profile.finetune)
+    if replay and profile.replay is not None:
+        r = asdict(profile.replay)
+        r.pop("methods")
+        d["replay"] = r
+    return tuple(sorted((k, _jsonable(v)) for k, v in d.items()))
+
+
+def _jsonable(v: Any) -> Any:
+    """Tuples -> lists, so the definition round-trips through JSON unchanged."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def expand(profile: Profile) -> list[Cell]:
+    """All cells, in a fixed order: checkpoint axes outermost so checkpoints are reused."""
+    g = profile.grid
+    cells: list[Cell] = []
+    seen: set[str] = set()
+    for dataset, backbone, attention, seed in itertools.product(
+        g.datasets, g.backbones, g.attentions, g.seeds
+    ):
+        for target, runtime in itertools.product(g.targets, g.runtimes):
+            for condition in g.conditions_for(dataset):
+                for mode in g.modes_for(target):
+                    combos: list[tuple[str, float]] = []
+                    if profile.dense_baseline:
+                        combos.append(("dense", 0.0))
+                    combos += [(m, s) for m in g.methods for s in g.sparsities]
+                    for method, sparsity in combos:
+                        ft = method.endswith("+ft")
+                        cell = Cell(
+                            "static",
+                            dataset,
+                            backbone,
+                            attention,
+                            method,
+                            sparsity,
+                            condition,
+                            target,
+                            runtime,
+                            mode,
+                            seed,
+                            _settings(profile, ft, replay=False),
+                        )
+                        if cell.key not in seen:  # e.g. sparsity 0 listed for a method
+                            seen.add(cell.key)
+                            cells.append(cell)
+    r = profile.replay
+    if r is not None:
+        for seed, method in itertools.product(g.seeds, r.methods):
+            ft = method.endswith("+ft")
+            sparsity = max(sp for _, sp in r.policy)
+            cells.append(
+                Cell(
+                    "replay",
+                    r.dataset,
+                    r.backbone,
+                    r.attention,
+                    method,
+                    sparsity,
+                    "replay",
+                    r.target,
+                    r.runtime,
+                    "timeline",
+                    seed,
+                    _settings(profile, ft, replay=True),
+                )
+            )
+    return cells
+
+
+# Crude per-unit costs for --dry-run on a 2-core CPU; they size a run, not report it.
+_TRAIN_S_PER_EPOCH = {"tiny": 4.0, "small": 15.0}
+_SCORER_S_PER_STEP = {"tiny": 0.5, "small": 1.5}  # measured: tiny synthetic, 2 cores
+_SCORER_DEFAULT_STEPS = 60
+_PRUNE_S = 0.5
+_EVAL_S = 1.0
+_EXPORT_S = 0.5
+_FT_S_PER_STEP = 0.05
+_ASSUMED_LATENCY_S = 0.002
+
+
+def estimate_seconds(profile: Profile, cells: list[Cell]) -> float:
+    """Rough wall time: training per checkpoint + per-cell prune/eval/export/measure."""
+    m = profile.measure
+    ckpts = {(c.dataset, c.backbone, c.attention, c.seed) for c in cells}
+    t = profile.train
+    steps = _SCORER_DEFAULT_STEPS if t.scorer_final_steps is None else t.scorer_final_steps
+    per_ckpt = t.epochs * _TRAIN_S_PER_EPOCH[t.size] + steps * _SCORER_S_PER_STEP[t.size]
+    total = len(ckpts) * per_ckpt
+    per_measure = m.warmup_s + max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
+    for c in cells:
+        total += _EVAL_S + _EXPORT_S + (0 if c.method == "dense" else _PRUNE_S)
+        if c.finetuned:
+            total += profile.finetune.steps * _FT_S_PER_STEP
+        if c.kind == "replay" and profile.replay is not None:
+            r = profile.replay
+            n = r.duration_s * r.rate_hz
+            total += len(r.events) * (_EXPORT_S + _PRUNE_S) + n * _ASSUMED_LATENCY_S
+        else:
+            total += per_measure
+    return total

@@ -1,0 +1,165 @@
+"""The measurement loop, the MLPerf LoadGen / trtexec way.
+
+The runner owns timing; the target only runs and synchronises. Warm-up is excluded by
+both time and count; the timed window runs until a minimum duration AND a minimum count
+are both met; the device is synchronised at the window edges and after every query
+(SingleStream: a query's latency ends when its result exists); input batches are built
+before the window so sample loading is never timed. The energy window wraps exactly the
+timed loop, so mJ per inference = window energy / queries (MLPerf Power).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.profile_schema import MeasureSettings
+
+Clock = Callable[[], int]  # nanoseconds, monotonic
+Batch = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    n: int
+    mean_ms: float
+    percentiles_ms: Mapping[float, float]  # {50.0: p50, 90.0: p90, ...}
+    cv: float  # std/mean (sample std)
+    stable: bool  # cv <= the profile's cv_warn
+
+    def p(self, q: float) -> float | None:
+        return self.percentiles_ms.get(float(q))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed window: raw per-query latencies and what was read around them."""
+
+    latencies_ms: tuple[float, ...]
+    stats: LatencyStats
+    elapsed_s: float  # wall time of the timed window (edge to edge)
+    warmup_n: int
+    warmup_s: float
+    energy_total_mj: float | None = None
+    energy_mj_per_inference: float | None = None
+    energy_rails_mj: Mapping[str, float] = field(default_factory=dict)
+    energy_source: str | None = None
+    energy_sensor: str | None = None
+    peak_memory_mb: float | None = None
+    cuda_peak_mb: float | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def latency_stats(
+    latencies_ms: Sequence[float], percentiles: Sequence[float], cv_warn: float
+) -> LatencyStats:
+    """Percentiles (linear interpolation, numpy's default), mean and CV of raw samples."""
+    arr = np.asarray(latencies_ms, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no latency samples")
+    mean = float(arr.mean())
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    cv = std / mean if mean > 0 else 0.0
+    pct = {
+        float(q): float(v)
+        for q, v in zip(percentiles, np.percentile(arr, percentiles), strict=True)
+    }
+    return LatencyStats(int(arr.size), mean, pct, cv, cv <= cv_warn)
+
+
+def measure(
+    runner: Callable[[Batch], object],
+    batches: Sequence[Batch],
+    settings: MeasureSettings,
+    *,
+    synchronize: Callable[[], None] | None = None,
+    energy_sensor: object | None = None,
+    memory: Callable[[], object] | None = None,
+    clock: Clock = time.perf_counter_ns,
+) -> Measurement:
+    """Warm up, then time queries until ``min_duration_s`` and ``min_count`` are both met.
+
+    ``batches`` are pre-built inputs cycled in order. ``energy_sensor`` is a
+    ``targets.base.EnergySensor`` (or None); ``memory`` returns a ``MemoryReading``.
+    """
+    if not batches:
+        raise ValueError("measure() needs at least one pre-built batch")
+    sync = synchronize or getattr(runner, "synchronize", None) or (lambda: None)
+    nb = len(batches)
+    # Warm-up: both a time and a count, neither recorded.
+    warm_ns = int(settings.warmup_s * 1e9)
+    w0 = clock()
+    i = 0
+    while i < settings.warmup_n or clock() - w0 < warm_ns:
+        runner(batches[i % nb])
+        i += 1
+    sync()
+    warmup_s = (clock() - w0) / 1e9
+
+    window_cm = _energy_window(energy_sensor)
+    min_ns = int(settings.min_duration_s * 1e9)
+    min_count = settings.min_count
+    samples: list[int] = []
+    append = samples.append
+    with window_cm as win:
+        sync()
+        start = prev = clock()
+        n = 0
+        while True:
+            runner(batches[n % nb])
+            sync()
+            now = clock()
+            append(now - prev)
+            prev = now
+            n += 1
+            if n >= min_count and now - start >= min_ns:
+                break
+    elapsed_s = (prev - start) / 1e9
+    # Per-query time includes the loop's own overhead (~1 µs); the benchmark test bounds it.
+    latencies_ms = tuple(s / 1e6 for s in samples)
+    stats = latency_stats(latencies_ms, settings.percentiles, settings.cv_warn)
+    warnings = []
+    if not stats.stable:
+        warnings.append(f"unstable: latency CV {stats.cv:.3f} > {settings.cv_warn}")
+    energy = _energy_fields(win, n, elapsed_s, warnings)
+    mem = memory() if memory is not None else None
+    return Measurement(
+        latencies_ms=latencies_ms,
+        stats=stats,
+        elapsed_s=elapsed_s,
+        warmup_n=i,
+        warmup_s=warmup_s,
+        **energy,
+        peak_memory_mb=getattr(mem, "peak_rss_mb", None),
+        cuda_peak_mb=getattr(mem, "cuda_peak_mb", None),
+        warnings=tuple(warnings),
+    )
+
+
+def _energy_window(sensor: object | None) -> contextlib.AbstractContextManager:
+    if sensor is None or not sensor.available().ok:
+        return contextlib.nullcontext(None)
+    return sensor.window()
+
+
+def _energy_fields(win: object | None, n: int, elapsed_s: float, warnings: list[str]) -> dict:
+    reading = getattr(win, "reading", None)
+    if reading is None:
+        return {}
+    interval_ms = reading.update_interval_ms
+    if interval_ms and elapsed_s * 1e3 < 2 * interval_ms:
+        warnings.append(
+            f"energy window {elapsed_s * 1e3:.0f} ms is under 2x the sensor's "
+            f"{interval_ms:.0f} ms update interval; lengthen min_duration_s"
+        )
+    return {
+        "energy_total_mj": reading.total_mj,
+        "energy_mj_per_inference": reading.total_mj / n,
+        "energy_rails_mj": dict(reading.rails_mj),
+        "energy_source": reading.source,
+        "energy_sensor": reading.sensor,
+    }

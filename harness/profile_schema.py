@@ -1,0 +1,139 @@
+"""The frozen objects a profile validates into.
+
+Every field that changes a result lives here, so a cell's definition (and its hash) can
+be built from these objects alone and the store records exactly what ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The axes a profile sweeps; conditions/power modes may differ per dataset/target."""
+
+    datasets: tuple[str, ...]
+    backbones: tuple[str, ...]
+    attentions: tuple[str, ...]
+    methods: tuple[str, ...]  # zero-shot names and '<m>+ft' fine-tuning baselines
+    sparsities: tuple[float, ...]
+    conditions: tuple[tuple[str, tuple[str, ...]], ...]  # ((dataset, (cond, ...)), ...)
+    targets: tuple[str, ...]
+    runtimes: tuple[str, ...]
+    power_modes: tuple[tuple[str, tuple[str, ...]], ...]  # ((target, (mode, ...)), ...)
+    seeds: tuple[int, ...]
+
+    def conditions_for(self, dataset: str) -> tuple[str, ...]:
+        return dict(self.conditions)[dataset]
+
+    def modes_for(self, target: str) -> tuple[str, ...]:
+        return dict(self.power_modes)[target]
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """MLPerf/trtexec-style window: warm-up excluded, min duration AND min count."""
+
+    warmup_s: float = 0.2
+    warmup_n: int = 10
+    min_duration_s: float = 1.0
+    min_count: int = 100
+    batch_size: int = 1  # SingleStream: one query = one sample
+    percentiles: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
+    cv_warn: float = 0.10  # trtexec warns at 1%; CPUs under a shared OS rarely get there
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 5
+    size: str = "small"  # 'tiny' | 'small' (model_config_for)
+    batch_size: int = 64
+    lr: float = 1e-3
+    # SentryGate scorer steps after the last epoch (None: sentryfuse's default). Tiny test
+    # profiles cut it, since it dominates the training time of a one-epoch model.
+    scorer_final_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Dataset slicing: limits keep CPU suites short; calib feeds calibration methods."""
+
+    max_train: int | None = None
+    max_test: int | None = None
+    batch_size: int = 256
+    calib_samples: int = 128
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Budget of the '<m>+ft' baselines (same budget for every method, so it is fair)."""
+
+    steps: int = 200
+    lr: float = 1e-4
+
+
+@dataclass(frozen=True)
+class ReplayEvent:
+    """At stream time ``t_s`` the present sensors and/or power mode change."""
+
+    t_s: float
+    present: tuple[str, ...] | None = None  # None: unchanged from the previous event
+    power_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """A deployment replay: one stream, a timeline of changes, a policy mode -> sparsity."""
+
+    dataset: str
+    backbone: str
+    attention: str
+    target: str
+    runtime: str
+    methods: tuple[str, ...]
+    events: tuple[ReplayEvent, ...]
+    duration_s: float
+    rate_hz: float  # stream samples per second of stream time (simulated, not slept)
+    deadline_ms: float
+    policy: tuple[tuple[str, float], ...]  # ((power mode, sparsity), ...)
+
+    def sparsity_for(self, mode: str) -> float:
+        return dict(self.policy)[mode]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    source: str  # the file it came from (not part of the hash)
+    grid: Grid
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    replay: ReplaySettings | None = None
+    dense_baseline: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def to_json(self) -> str:
+        return canonical_json(self.to_dict())
+
+    def profile_hash(self) -> str:
+        return sha256_hex(self.to_json())
+
+
+def canonical_json(obj: Any) -> str:
+    """Key-sorted, compact JSON: the same definition always gives the same bytes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

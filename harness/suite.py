@@ -1,0 +1,170 @@
+"""Orchestration: profile -> preflight -> cells -> results store -> report.
+
+Everything that can be wrong with the input (profile, unavailable target, unknown
+sensor in a condition, an existing store without ``--resume``) is found in the
+preflight, before the store is opened, so bad input writes nothing. After that a
+failing cell is stored as 'failed' with a one-line error (its traceback goes to
+``OUT/errors/``) and the suite goes on; the caller turns "some failed" into exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import registry
+from harness.artifacts import Artifacts
+from harness.cells import Cell, expand
+from harness.dropout import parse_condition
+from harness.profile_schema import Profile
+from harness.store import STORE_NAME, CellResult, Store, utc_now
+from sentryfuse.errors import HarnessError, ProfileError, SentryFuseError, TargetError
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    total: int
+    skipped: int  # finished in an earlier run
+    ok: int
+    failed: int
+    store_path: Path
+    failures: tuple[tuple[str, str], ...]  # (cell label, error)
+
+
+def preflight(
+    profile: Profile, out_dir: Path, *, resume: bool, target_factory: Callable[[str], Any]
+) -> tuple[list[Cell], dict[str, Any], Artifacts]:
+    """Check everything the profile needs; nothing is written here."""
+    cells = expand(profile)
+    store_path = out_dir / STORE_NAME
+    if store_path.exists() and not resume:
+        raise HarnessError(
+            f"{store_path} already holds results; pass --resume to continue it "
+            "(finished cells are skipped) or choose another --out"
+        )
+    targets: dict[str, Any] = {}
+    for name in sorted({c.target for c in cells}):
+        target = target_factory(name)
+        if target is None:
+            raise TargetError(f"target '{name}' is not implemented yet in this checkout")
+        avail = target.availability()
+        if not avail.ok:
+            raise TargetError(f"target '{name}' is not available here: {avail.reason}")
+        targets[name] = target
+    art = Artifacts(profile, out_dir, progress=sys.stderr.isatty())
+    for dataset in profile.grid.datasets:
+        ds = art.dataset(dataset, profile.grid.seeds[0])
+        for cond in profile.grid.conditions_for(dataset):
+            try:
+                parse_condition(cond).check_modalities(ds.modality_names)
+            except SentryFuseError as exc:
+                raise ProfileError(f"{profile.source}: grid.conditions: {exc}") from None
+    if profile.replay is not None:
+        ds = art.dataset(profile.replay.dataset, profile.grid.seeds[0])
+        for i, ev in enumerate(profile.replay.events):
+            for m in ev.present or ():
+                if m not in ds.modality_names:
+                    raise ProfileError(
+                        f"{profile.source}: replay.events[{i}].present: unknown "
+                        f"sensor '{m}'; {ds.name} has {', '.join(ds.modality_names)}"
+                    )
+    return cells, targets, art
+
+
+def run_suite(
+    profile: Profile,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    target_factory: Callable[[str], Any] | None = None,
+    progress: bool | None = None,
+) -> SuiteSummary:
+    """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``."""
+    factory = target_factory or registry.default_target_factory
+    cells, targets, art = preflight(profile, out_dir, resume=resume, target_factory=factory)
+    store_path = out_dir / STORE_NAME
+    fingerprints = {name: t.fingerprint() for name, t in targets.items()}
+    failures: list[tuple[str, str]] = []
+    ok = 0
+    with Store(store_path) as store:
+        run_id = store.begin_run(
+            profile.name, profile.profile_hash(), profile.to_json(), fingerprints
+        )
+        done = store.finished_keys()
+        todo = [c for c in cells if c.key not in done]
+        bar = _bar(len(todo), progress)
+        for cell in todo:
+            bar.set_postfix_str(cell.label()[:60], refresh=False)
+            result = _run_cell(cell, art, targets[cell.target], out_dir)
+            store.commit_cell(run_id, cell.key, cell.kind, cell.definition, result)
+            if result.status == "ok":
+                ok += 1
+            else:
+                failures.append((cell.label(), result.error or ""))
+                bar.write(f"cell failed: {cell.label()}: {result.error}", file=sys.stderr)
+            bar.update(1)
+        bar.close()
+        store.end_run(run_id)
+    return SuiteSummary(
+        len(cells), len(cells) - len(todo), ok, len(failures), store_path, tuple(failures)
+    )
+
+
+def _run_cell(cell: Cell, art: Artifacts, target: Any, out_dir: Path) -> CellResult:
+    from harness.cellrun import run_static_cell
+    from harness.replay import run_replay_cell
+
+    started = utc_now()
+    workdir = out_dir / "work" / cell.key[:16]
+    try:
+        if cell.kind == "replay":
+            cols, lat, segs = run_replay_cell(cell, art, target, workdir)
+        else:
+            (cols, lat), segs = run_static_cell(cell, art, target, workdir), ()
+    except Exception as exc:  # a failed cell must not stop the suite
+        return CellResult(
+            "failed",
+            started,
+            utc_now(),
+            error=_one_line(exc),
+            columns={"extra_json": _log_traceback(out_dir, cell, exc)},
+        )
+    return CellResult("ok", started, utc_now(), columns=cols, latencies_ms=lat, segments=segs)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def _log_traceback(out_dir: Path, cell: Cell, exc: BaseException) -> str:
+    import json
+
+    path = out_dir / "errors" / f"{cell.key[:16]}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cell.label() + "\n" + "".join(traceback.format_exception(exc)))
+    return json.dumps({"traceback_file": str(path)})
+
+
+def _bar(total: int, progress: bool | None) -> Any:
+    from tqdm import tqdm
+
+    disable = None if progress is None else not progress
+    return tqdm(total=total, desc="cells", unit="cell", file=sys.stderr, disable=disable)
+
+
+def write_report(store_path: Path, out_dir: Path) -> str:
+    """Call ``reports.write_report`` if the reports package provides it; say what happened."""
+    try:
+        import reports
+    except ModuleNotFoundError:
+        return "report skipped: the reports package is not installed"
+    fn = getattr(reports, "write_report", None)
+    if fn is None:
+        return "report skipped: this reports package has no write_report() yet"
+    fn(store_path, out_dir)
+    return f"report written to {out_dir}"
