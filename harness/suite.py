@@ -158,13 +158,8 @@ def _bar(total: int, progress: bool | None) -> Any:
 
 
 def write_report(store_path: Path, out_dir: Path) -> str:
-    """Call ``reports.write_report`` if the reports package provides it; say what happened."""
-    try:
-        import reports
-    except ModuleNotFoundError:
-        return "report skipped: the reports package is not installed"
-    fn = getattr(reports, "write_report", None)
-    if fn is None:
-        return "report skipped: this reports package has no write_report() yet"
-    fn(store_path, out_dir)
-    return f"report written to {out_dir}"
+    """Write the run's report next to its store; say where it went."""
+    from reports.write import write_report as write
+
+    path = write(store_path, out_dir)
+    return f"report written to {path}"
