@@ -32,7 +32,7 @@ class ModeSwitcher:
 
     def __init__(self, power_modes: object) -> None:
         self._pm = power_modes
-        self._previous: str | None = None
+        self._previous: object | None = None  # the adapter's snapshot, taken before any change
         self.active = CURRENT_MODE
 
     def __enter__(self) -> ModeSwitcher:
@@ -42,14 +42,15 @@ class ModeSwitcher:
         if name == CURRENT_MODE or name == self.active:
             return
         if self._previous is None:
-            self._previous = self._pm.current()
+            self._previous = self._pm.snapshot()
         self._pm.set(name)
         self.active = name
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
-            self._pm.set(self._previous)
-            self.active = self._previous
+            self._pm.restore(self._previous)
+            self._previous = None
+            self.active = CURRENT_MODE
 
 
 @dataclass(frozen=True)
