@@ -1,0 +1,253 @@
+"""Train a backbone with the modality-dropout curriculum and the SentryGate scorer.
+
+One loop does two jobs that must not interfere:
+
+1. the **backbone** learns the task with AdamW, a cosine learning rate (short linear
+   warm-up) and per-sample modality dropout from the curriculum;
+2. every ``saliency_every`` steps, one modality pattern is drawn from the curriculum for
+   the whole batch, the first-order saliency of every head and FFN channel is measured
+   under it, and the **scorer** (own optimizer) takes a step on the alignment loss. The
+   saliency pass uses ``torch.autograd.grad`` on the gates only, so the backbone's task
+   gradients are never touched by the scorer.
+
+After the last epoch the scorer gets ``scorer_final_steps`` more steps against the
+*final* backbone, cycling over every non-empty modality subset (sampled when there are
+too many), because deployment prunes the final weights under any condition. Then the
+model is evaluated (all present, each modality missing, random 30% dropout) and the
+checkpoint is written atomically.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sentryfuse.checkpoint import check_out_dir, save_checkpoint
+from sentryfuse.curriculum import DropoutCurriculum
+from sentryfuse.data.base import MultimodalDataset, Split
+from sentryfuse.errors import ModelError
+from sentryfuse.evaluate import evaluate_conditions
+from sentryfuse.gate.saliency import gate_params, unit_saliency
+from sentryfuse.gate.scorer import ImportanceScorer, alignment_loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe; stored verbatim in ``config.json["train"]``."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    lr_warmup_frac: float = 0.05  # fraction of steps with a linear LR warm-up
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    # modality-dropout curriculum (MAESTRO: warm-up, then ramp to 0.4)
+    warmup_epochs: float = 2.0
+    ramp_epochs: float = 3.0
+    p_drop_max: float = 0.4
+    # SentryGate saliency supervision
+    saliency_every: int = 2  # steps between saliency/scorer updates (0 disables the scorer)
+    saliency_weight: float = 1.0  # scale of the alignment loss (the scorer's own objective)
+    saliency_groups: int = 4  # chunks per batch whose |ξ·∂L/∂ξ| are averaged
+    scorer_hidden: int = 64
+    scorer_lr: float = 3e-3
+    scorer_final_steps: int = 60
+    max_train: int | None = None  # train on a seeded random subset (quick runs)
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ModelError("epochs and batch_size must be at least 1")
+        if not 0.0 <= self.p_drop_max < 1.0:
+            raise ModelError(f"p_drop_max must be in [0, 1), got {self.p_drop_max}")
+        if self.max_train is not None and self.max_train < 1:
+            raise ModelError("max_train must be at least 1 (or unset for the full split)")
+
+    @property
+    def curriculum(self) -> DropoutCurriculum:
+        return DropoutCurriculum(self.warmup_epochs, self.ramp_epochs, self.p_drop_max)
+
+
+def _batch(x: dict[str, torch.Tensor], idx: np.ndarray) -> dict[str, torch.Tensor]:
+    sel = torch.from_numpy(idx)
+    return {k: v[sel] for k, v in x.items()}
+
+
+def _subset_masks(m: int) -> list[np.ndarray]:
+    """Every non-empty modality subset as an ``(m,)`` mask (all-present first)."""
+    masks = [np.array(bits, dtype=bool) for bits in itertools.product([True, False], repeat=m)]
+    return [mk for mk in masks if mk.any()]
+
+
+def _lr_lambda(total_steps: int, warmup_frac: float):
+    warm = max(1, int(total_steps * warmup_frac))
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def _check_compatible(dataset: MultimodalDataset, model_config) -> None:
+    model_mods = [(m.name, m.steps, m.features) for m in model_config.modalities]
+    data_mods = [(m.name, m.steps, m.features) for m in dataset.modalities]
+    if model_mods != data_mods or model_config.num_classes != dataset.num_classes:
+        raise ModelError(
+            f"model config does not match dataset '{dataset.name}' (modalities/classes); "
+            "build it with model_config_for(dataset, ...)"
+        )
+
+
+class _ScorerTrainer:
+    """Saliency under a shared mask → one alignment step of the scorer."""
+
+    def __init__(self, model, scorer: ImportanceScorer, cfg: TrainConfig) -> None:
+        self.model, self.scorer, self.cfg = model, scorer, cfg
+        self.opt = torch.optim.Adam(scorer.parameters(), lr=cfg.scorer_lr)
+        self.losses: list[float] = []
+
+    def step(self, inputs, labels, mask: np.ndarray) -> float:
+        sal = unit_saliency(self.model, inputs, labels, mask, groups=self.cfg.saliency_groups)
+        loss = self.cfg.saliency_weight * alignment_loss(self.scorer(torch.from_numpy(mask)), sal)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.losses.append(loss.detach().item())
+        return self.losses[-1]
+
+
+def train(
+    dataset: MultimodalDataset,
+    model_config,
+    train_config: TrainConfig,
+    out_dir: Path | str,
+    progress: bool = True,
+) -> Path:
+    """Train, evaluate and write ``model.safetensors``, ``config.json``, ``metrics.json``."""
+    from sentryfuse.models import build_model, count_params
+
+    cfg = train_config
+    _check_compatible(dataset, model_config)
+    check_out_dir(out_dir)  # fail before minutes of training, not after
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    # A separate stream for saliency masks: enabling the scorer never changes the task's.
+    gate_rng = np.random.default_rng([cfg.seed, 1])
+    split: Split = dataset.train
+    if cfg.max_train is not None and cfg.max_train < len(split):
+        split = split.take(np.sort(rng.choice(len(split), cfg.max_train, replace=False)))
+    names = list(dataset.modality_names)
+    x = {m: torch.from_numpy(np.ascontiguousarray(split.x[m])) for m in names}
+    y = torch.from_numpy(split.y)
+
+    model = build_model(model_config)
+    scorer = ImportanceScorer.for_model(model, cfg.scorer_hidden)
+    gate_ids = {id(p) for pair in gate_params(model).values() for p in pair}
+    params = [p for p in model.parameters() if id(p) not in gate_ids and p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # biases, norms, gates: no weight decay
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    steps_per_epoch = math.ceil(len(split) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, cfg.lr_warmup_frac))
+    curriculum = cfg.curriculum
+    gate = _ScorerTrainer(model, scorer, cfg) if cfg.saliency_every > 0 else None
+
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=total, disable=not progress, desc=f"train {dataset.name}", unit="step", leave=False
+    )
+    step, loss_ema = 0, None
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(split))
+        for b in range(steps_per_epoch):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            inputs, labels = _batch(x, idx), y[torch.from_numpy(idx)]
+            ep = epoch + b / steps_per_epoch
+            present = torch.from_numpy(curriculum.sample(len(idx), len(names), ep, rng))
+            loss = F.cross_entropy(
+                model(inputs, present), labels, label_smoothing=cfg.label_smoothing
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            li = loss.item()
+            loss_ema = li if loss_ema is None else 0.95 * loss_ema + 0.05 * li
+            if gate is not None and step % cfg.saliency_every == 0:
+                gate.step(inputs, labels, curriculum.sample_shared(len(names), ep, gate_rng))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(
+                epoch=epoch, loss=f"{loss_ema:.3f}", p_drop=f"{curriculum.p_drop(ep):.2f}"
+            )
+    bar.close()
+    if gate is not None and cfg.scorer_final_steps > 0:
+        masks = _subset_masks(len(names)) if len(names) <= 6 else None
+        order = gate_rng.permutation(len(split))
+        for i in range(cfg.scorer_final_steps):
+            idx = np.take(order, range(i * cfg.batch_size, (i + 1) * cfg.batch_size), mode="wrap")
+            mask = (
+                masks[i % len(masks)]
+                if masks
+                else curriculum.sample_shared(len(names), 1e9, gate_rng)
+            )
+            gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
+    train_s = time.perf_counter() - t0
+
+    model.eval()
+    scorer.eval()
+    accuracy = evaluate_conditions(
+        model, dataset.test, seed=cfg.seed, batch_size=cfg.eval_batch_size
+    )
+    tail = gate.losses[-max(cfg.scorer_final_steps, 20) :] if gate and gate.losses else []
+    metrics = {
+        "dataset": dataset.name,
+        "backbone": model_config.backbone,
+        "attention": model_config.attention,
+        "accuracy": accuracy,
+        "params": int(count_params(model)),
+        "scorer_params": int(sum(p.numel() for p in scorer.parameters())),
+        "train_samples": len(split),
+        "test_samples": len(dataset.test),
+        "epochs": cfg.epochs,
+        "steps": step,
+        "train_s": round(train_s, 3),
+        "final_train_loss": None if loss_ema is None else round(loss_ema, 5),
+        "scorer_alignment_loss": round(float(np.mean(tail)), 6) if tail else None,
+    }
+    meta = {
+        "train": asdict(cfg),
+        "dataset": {
+            "name": dataset.name,
+            "modalities": [asdict(m) for m in dataset.modalities],
+            "classes": list(dataset.classes),
+            "normalisation": dataset.meta.get("standardized", dataset.meta.get("normalisation")),
+        },
+    }
+    return save_checkpoint(Path(out_dir), model, scorer if gate else None, meta, metrics)
