@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
     mods = ckpt.modalities
     present = None
     if args.drop:
-        present = check_present(mods, [m for m in mods if m not in args.drop])
-        for name in args.drop:  # unknown names: check_present only sees the kept ones
+        for name in args.drop:  # unknown names first: the kept list below cannot show them
             check_present(mods, [name])
+        present = check_present(mods, [m for m in mods if m not in args.drop])
     if method == "sentrygate" and ckpt.scorer is None:
         from sentryfuse.prune.scores import sentrygate_scores
 

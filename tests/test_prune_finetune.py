@@ -1,0 +1,69 @@
+"""Fine-tuning baselines: a pruned model trains under the condition, cost is recorded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sentryfuse.checkpoint import load_checkpoint, save_checkpoint
+from sentryfuse.conditions import parse_condition
+from sentryfuse.data import load_dataset
+from sentryfuse.errors import PruneError
+from sentryfuse.finetune import finetune, prune_and_finetune
+from sentryfuse.gate import ImportanceScorer
+from sentryfuse.models import build_model, model_config_for
+from targets.cpu_energy import CpuTimeEstimateSensor
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    data = load_dataset("synthetic", max_train=128, max_test=32, seed=0)
+    torch.manual_seed(0)
+    model = build_model(model_config_for(data, "late", "dense", "tiny")).eval()
+    out = tmp_path_factory.mktemp("ft") / "ck"
+    save_checkpoint(
+        out, model, ImportanceScorer.for_model(model, 16), {"dataset": {"name": "synthetic"}}, {}
+    )
+    return load_checkpoint(out), data
+
+
+def test_finetune_trains_a_copy_and_reports_no_energy_without_meter(setup):
+    ckpt, data = setup
+    before = {k: v.clone() for k, v in ckpt.model.state_dict().items()}
+    res = finetune(ckpt.model, data.train, parse_condition("all"), steps=5, lr=1e-3, seed=0)
+    assert res.energy_mj is None and res.energy_source is None
+    assert res.wall_s > 0 and res.steps == 5 and res.final_loss == res.final_loss
+    changed = any(
+        not torch.equal(v, res.model.state_dict()[k]) for k, v in before.items() if "gate" not in k
+    )
+    assert changed
+    for k, v in ckpt.model.state_dict().items():
+        assert torch.equal(v, before[k])  # the input model is untouched
+    for k, v in res.model.state_dict().items():
+        if k.endswith("_gate"):
+            assert torch.equal(v, before[k])  # gates are not trained
+
+
+def test_prune_then_finetune_under_dropout_with_estimated_meter(setup):
+    ckpt, data = setup
+    sensor = CpuTimeEstimateSensor()
+    variant, res = prune_and_finetune(
+        ckpt, "magnitude", 0.5, data.train, parse_condition("drop:c"),
+        steps=4, lr=1e-3, present=["a", "b"], meter=sensor.window,
+    )  # fmt: skip
+    assert res.energy_source == "estimated" and res.energy_mj is not None and res.energy_mj >= 0
+    x = {m: torch.from_numpy(data.test.x[m][:4]) for m in ("a", "b")}
+    assert res.model(x).shape == (4, data.num_classes)
+    assert res.model.config.present == variant.model.config.present == ["a", "b"]
+    res2 = finetune(variant.model, data.train, parse_condition("random:0.3"), steps=3, lr=1e-3)
+    assert torch.isfinite(res2.model(x)).all()
+
+
+def test_finetune_rejects_conditions_the_pruned_model_cannot_serve(setup):
+    ckpt, data = setup
+    variant, _ = prune_and_finetune(
+        ckpt, "random", 0.3, data.train, parse_condition("drop:c"), steps=1, lr=1e-3,
+        present=["a", "b"],
+    )  # fmt: skip
+    with pytest.raises(PruneError):
+        finetune(variant.model, data.train, parse_condition("drop:a"), steps=1, lr=1e-3)
