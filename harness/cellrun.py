@@ -54,7 +54,7 @@ def deployed_model(cell: Cell, art: Artifacts, target: Any) -> tuple[Any, dict[s
     cols["prune_ms"] = variant.prune_ms
     model = variant.model
     if cell.finetuned:
-        from sentryfuse.prune import finetune
+        from sentryfuse.finetune import finetune
 
         ft = art.profile.finetune
         res = finetune(

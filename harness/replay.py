@@ -69,7 +69,7 @@ class _Policy:
         key = (seg.present, sparsity)
         if key in self._ft:
             return self._ft[key], sparsity, 0.0, None, None
-        from sentryfuse.prune import finetune
+        from sentryfuse.finetune import finetune
 
         v = self.art.variant(
             self.ckpt_key, self.ckpt, self.ds, c.base_method, sparsity, seg.present, c.seed

@@ -28,7 +28,7 @@ name = "tiny"
 datasets = ["synthetic"]
 backbones = ["early"]
 attentions = ["sentryattend"]
-methods = ["sentrygate", "magnitude"]
+methods = ["sentrygate", "magnitude", "magnitude+ft"]
 sparsities = [0.5]
 conditions = ["all", "drop:a", "burst:0.3:5"]
 targets = ["cpu"]
@@ -43,13 +43,15 @@ scorer_final_steps = 4
 max_train = 256
 max_test = 128
 calib_samples = 32
+[finetune]
+steps = 3
 [measure]
 warmup_s = 0.0
 warmup_n = 2
 min_duration_s = 0.4
 min_count = 10
 [replay]
-methods = ["sentrygate", "magnitude"]
+methods = ["sentrygate", "magnitude", "magnitude+ft"]
 duration_s = 4.0
 rate_hz = 5.0
 deadline_ms = 50.0
@@ -142,7 +144,9 @@ def test_sigkill_midway_then_resume_finishes_exactly_the_grid(tmp_path):
     assert ckpt.stat().st_mtime_ns == ckpt_mtime  # the checkpoint was reused, not retrained
     db = sqlite3.connect(store)
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
-    assert db.execute("SELECT count(DISTINCT cell_key) FROM replay_segments").fetchone()[0] == 2
+    assert (
+        db.execute("SELECT count(DISTINCT cell_key) FROM replay_segments").fetchone()[0] == 3
+    )  # one per replay method
 
 
 class BrokenRuntimeCpu(CpuTarget):
@@ -163,6 +167,7 @@ def test_failing_cell_is_stored_and_suite_goes_on(tmp_path, capsys):
         'runtimes = ["torch"]', 'runtimes = ["broken", "torch"]'
     )
     text = text.replace('conditions = ["all", "drop:a", "burst:0.3:5"]', 'conditions = ["all"]')
+    text = text.replace('"magnitude", "magnitude+ft"]', '"magnitude"]')
     text = text.replace("min_duration_s = 0.4", "min_duration_s = 0.05")
     path = tmp_path / "p.toml"
     path.write_text(text)
