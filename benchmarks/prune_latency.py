@@ -3,9 +3,11 @@
 For every backbone × attention at the ``small`` size and a dataset's real input shapes,
 prune ``--sparsity`` of the heads and of the FFN channels of every block (a seeded random
 choice: latency depends on shapes, not on which units stay), then time torch eager at
-batch 1 with 1 and 2 intra-op threads. Dense and pruned calls alternate so load drift on a
-shared machine hits both alike; each figure is the median of ``--runs`` calls after
-``--warmup`` calls. Also reports the time ``prune_model`` itself takes (re-pruning on a
+batch 1 with 1 and 2 intra-op threads. The dense and SentryAttend models of a backbone and
+their pruned variants are timed together, taking turns in rounds of ``--round-size``
+calls, so load drift on a shared machine hits all of them alike and the ratios (pruning
+speedup, SentryAttend ÷ dense) come from one run; each figure is the median of ``--runs``
+calls after ``--warmup`` calls. Also reports the time ``prune_model`` itself takes (re-pruning on a
 sensor/power change) and GFLOPs per sample.
 
     python benchmarks/prune_latency.py                      # HAPT shapes, all backbones
@@ -99,18 +101,28 @@ def half_keep(model, sparsity: float, seed: int) -> dict[str, KeepSet]:
     return keep
 
 
-def paired_latency_ms(models: list, x: dict, runs: int, warmup: int) -> list[float]:
-    """Median per-call latency of each model, calls interleaved model by model."""
+def paired_latency_ms(
+    models: list, x: dict, runs: int, warmup: int, round_size: int = 25
+) -> list[float]:
+    """Median per-call latency of each model. Models take turns in rounds of
+    ``round_size`` back-to-back calls (the first call of each turn is untimed, it only
+    re-warms caches the other models evicted), so load drift on a shared machine hits
+    every model alike and no model is always timed right after another one."""
     times: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for _ in range(warmup):
             for m in models:
                 m(x)
-        for _ in range(runs):
+        done = 0
+        while done < runs:
+            n = min(round_size, runs - done)
             for i, m in enumerate(models):
-                start = time.perf_counter()
                 m(x)
-                times[i].append(time.perf_counter() - start)
+                for _ in range(n):
+                    start = time.perf_counter()
+                    m(x)
+                    times[i].append(time.perf_counter() - start)
+            done += n
     return [statistics.median(t) * 1e3 for t in times]
 
 
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sparsity", type=float, default=0.5)
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--round-size", type=int, default=25, help="timed calls per model per turn")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-reference", action="store_true", help="skip the plain 4×128 stack")
     ap.add_argument("--flops-table", action="store_true", help="only dense vs sentryattend GFLOPs")
@@ -175,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         f"# load average {os.getloadavg()[0]:.2f}, torch {torch.__version__}, sparsity {args.sparsity}"
     )
     print(
-        "| shapes | backbone | attention | threads | dense ms | pruned ms | speedup | params dense | params pruned | params Δ | GFLOPs dense | GFLOPs pruned | prune ms |"
+        "| shapes | backbone | attention | threads | unpruned ms | ÷ dense unpruned | pruned ms | speedup | params unpruned | params pruned | params Δ | GFLOPs unpruned | GFLOPs pruned | prune ms |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for shapes in shape_sets:
         specs = [ModalityInput(n, t, c) for n, t, c in SHAPES[shapes]]
         x = {n: torch.randn(1, t, c) for n, t, c in SHAPES[shapes]}
@@ -192,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
             for threads in args.threads:
                 torch.set_num_threads(threads)
                 ms_full, ms_half = paired_latency_ms(
-                    [DictInput(full, tokens), DictInput(half, tokens)], xr, args.runs, args.warmup
+                    [DictInput(full, tokens), DictInput(half, tokens)],
+                    xr,
+                    args.runs,
+                    args.warmup,
+                    args.round_size,
                 )
                 p_full, p_half = count_params(full), count_params(half)
                 rows.append(dict(shapes=shapes, backbone="plain-4x128", attention="dense", threads=threads,
@@ -201,11 +218,12 @@ def main(argv: list[str] | None = None) -> int:
                                  params_reduction=1 - p_half / p_full))  # fmt: skip
                 print(
                     f"| {shapes} | plain-4x128 (reference, {tokens} tokens) | dense | {threads} | {ms_full:.3f} | "
-                    f"{ms_half:.3f} | {ms_full / ms_half:.2f}× | {p_full:,} | {p_half:,} | "
+                    f" | {ms_half:.3f} | {ms_full / ms_half:.2f}× | {p_full:,} | {p_half:,} | "
                     f"−{(1 - p_half / p_full) * 100:.1f}% | | | |",
                     flush=True,
                 )
         for backbone in args.backbones:
+            models, info = [], {}
             for attention in args.attentions:
                 torch.manual_seed(args.seed)
                 cfg = model_config_for(
@@ -214,27 +232,34 @@ def main(argv: list[str] | None = None) -> int:
                 dense = build_model(cfg).eval()
                 keep = half_keep(dense, args.sparsity, args.seed)
                 pruned = prune_model(dense, keep).eval()
-                p_dense, p_pruned = count_params(dense), count_params(pruned)
-                g_dense, g_pruned = count_gflops(dense, x), count_gflops(pruned, x)
-                t_prune = prune_ms(dense, keep)
-                for threads in args.threads:
-                    torch.set_num_threads(threads)
-                    ms_dense, ms_pruned = paired_latency_ms(
-                        [dense, pruned], x, args.runs, args.warmup
-                    )
+                info[attention] = dict(
+                    params_dense=count_params(dense), params_pruned=count_params(pruned),
+                    gflops_dense=count_gflops(dense, x), gflops_pruned=count_gflops(pruned, x),
+                    prune_ms=prune_ms(dense, keep),
+                )  # fmt: skip
+                models += [dense, pruned]
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                ms = paired_latency_ms(models, x, args.runs, args.warmup, args.round_size)
+                for i, attention in enumerate(args.attentions):
+                    ms_dense, ms_pruned = ms[2 * i], ms[2 * i + 1]
                     row = dict(
                         shapes=shapes, backbone=backbone, attention=attention, threads=threads,
                         dense_ms=ms_dense, pruned_ms=ms_pruned, speedup=ms_dense / ms_pruned,
-                        params_dense=p_dense, params_pruned=p_pruned,
-                        params_reduction=1 - p_pruned / p_dense, gflops_dense=g_dense,
-                        gflops_pruned=g_pruned, prune_ms=t_prune,
+                        **info[attention],
                     )  # fmt: skip
+                    row["params_reduction"] = 1 - row["params_pruned"] / row["params_dense"]
+                    if attention != args.attentions[0]:  # vs the first (dense), same run
+                        row["vs_" + args.attentions[0]] = ms_dense / ms[0]
                     rows.append(row)
+                    vs = row.get("vs_" + args.attentions[0])
                     print(
                         f"| {shapes} | {backbone} | {attention} | {threads} | {ms_dense:.3f} | "
-                        f"{ms_pruned:.3f} | {row['speedup']:.2f}× | {p_dense:,} | {p_pruned:,} | "
-                        f"−{row['params_reduction'] * 100:.1f}% | {g_dense:.4f} | {g_pruned:.4f} | "
-                        f"{t_prune:.1f} |",
+                        f"{'' if vs is None else f'{vs:.3f}'} | "
+                        f"{ms_pruned:.3f} | {row['speedup']:.2f}× | {row['params_dense']:,} | "
+                        f"{row['params_pruned']:,} | −{row['params_reduction'] * 100:.1f}% | "
+                        f"{row['gflops_dense']:.4f} | {row['gflops_pruned']:.4f} | "
+                        f"{row['prune_ms']:.1f} |",
                         flush=True,
                     )
     if args.json:

@@ -2,51 +2,56 @@
 
 Every sequence the backbones build has the same layout: ``n_global`` global tokens
 (CLS, per-modality summaries, bottleneck fusion tokens) first, then one contiguous
-segment of tokens per modality. ``Layout`` carries that structure as plain ints so the
-forward pass does no Python work beyond a few reshapes.
+segment of tokens per modality. ``Layout`` carries that structure as plain ints.
 
 SentryAttend = grouped-query attention (``n_kv < n_head`` key/value heads, each query
-head reads ``kv_index[h]``) + a fixed block-sparse pattern: a local token attends to the
-tokens of its own block of ``block`` tokens inside its modality segment plus the global
-tokens; a global token attends to everything. The local part is computed with small
-batched matmuls on reshaped tensors, so FLOPs drop for real, and it is plain
-reshape/concat/SDPA, which exports to ONNX and TensorRT.
+head reads ``kv_index[h]``) + a fixed block pattern: a local token attends to the tokens
+of its own block of ``block`` tokens inside its modality segment plus the global tokens;
+a global token attends to everything. ``attention_kernels`` computes the pattern either
+block-sparse or as a masked dense attention, whichever is faster at that length.
+
+Batch-1 CPU latency at 16–50 tokens is dominated by the number of ops, not by FLOPs, so
+the forward pass issues few of them (``benchmarks/results_prune_latency.md``):
+
+* q, k and v are one matmul with a concatenated weight (cached while the weights do not
+  change, see ``Attention._qkv_weight``); ``attn.q/k/v`` stay the parameters. With one
+  KV head, q is its own matmul and [k; v] one matmul (q then needs no copy).
+* GQA never copies K/V per query head: the query heads of one KV group are stacked as
+  extra query rows, (B, n_kv, S·group, hs), a standard trick that needs no K/V expansion.
+  Only uneven groups (left by pruning) gather K/V per query head.
+* The head gate is one multiply by a cached (nh·hs,) vector on tokens-major output.
+* Key masks become SDPA masks once per forward (``KeyMask``), not once per block.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sentryfuse.models.attention_kernels import (
+    KeyMask,
+    Layout,
+    block_sparse,
+    block_sparse_mqa,
+    dense,
+    pattern_mask,
+    uses_sparse_kernel,
+)
+from sentryfuse.models.derived import DerivedCacheMixin, derived
 
-@dataclass(frozen=True)
-class Layout:
-    """Token layout of one sequence: globals first, then per-modality segments."""
-
-    n_global: int
-    segments: tuple[int, ...]  # token count of each modality segment, in order
-    block: int  # SentryAttend local block size; divides every segment
-
-    @property
-    def length(self) -> int:
-        return self.n_global + sum(self.segments)
-
-    @classmethod
-    def make(cls, n_global: int, segments: tuple[int, ...], window: int) -> Layout:
-        """Pick the largest block ≤ ``window`` dividing every segment, so blocks never
-        straddle two modalities and all segments share one reshape."""
-        g = 0
-        for s in segments:
-            g = math.gcd(g, s)
-        block = max((b for b in range(1, max(1, min(window, g)) + 1) if g % b == 0), default=1)
-        return cls(n_global, tuple(segments), block)
+__all__ = ["Attention", "KeyMask", "Layout"]
 
 
-class Attention(nn.Module):
+def _cat3(wq, wk, wv, bq, bk, bv) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.cat([wq, wk, wv]), torch.cat([bq, bk, bv])
+
+
+def _cat2(wk, wv, bk, bv) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.cat([wk, wv]), torch.cat([bk, bv])
+
+
+class Attention(DerivedCacheMixin, nn.Module):
     """Multi-head attention with grouped KV heads and a gate per query head.
 
     ``head_gate[h]`` multiplies head h's output before ``o`` (1.0 in normal use); its
@@ -66,60 +71,69 @@ class Attention(nn.Module):
         self.head_gate = nn.Parameter(torch.ones(n_head), requires_grad=False)
         # Python copy: reading the buffer would cost a sync per call and break on meta.
         self.kv_list = list(kv_index)
-        self._expand = self.kv_list != list(range(n_head))
+        group = n_head // n_kv if n_kv else 0
+        even = group > 0 and self.kv_list == [h // group for h in range(n_head)]
+        self._group = group if even else 0  # 0: uneven groups, gather K/V per query head
+
+    def _qkv_weight(self, with_q: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """[q; k; v] (or [k; v]) weight and bias for one matmul, cached (``derived``)."""
+        M = self._modules  # direct dict reads: Module.__getattr__ costs ~0.4 µs a lookup
+        k, v = M["k"]._parameters, M["v"]._parameters
+        if with_q:
+            q = M["q"]._parameters
+            ps = (q["weight"], k["weight"], v["weight"], q["bias"], k["bias"], v["bias"])
+            return derived(self, "qkv", ps, _cat3)
+        return derived(self, "kv", (k["weight"], v["weight"], k["bias"], v["bias"]), _cat2)
+
+    def _gate_vector(self) -> torch.Tensor:
+        """``head_gate`` repeated over each head's ``head_dim`` outputs, (nh·hs,), so the
+        gate is one multiply on tokens-major output (cached, ``derived``)."""
+        return derived(self, "gate", (self._parameters["head_gate"],), self._repeat)
+
+    def _repeat(self, g: torch.Tensor) -> torch.Tensor:
+        return g.repeat_interleave(self.head_dim)
 
     def forward(
-        self, x: torch.Tensor, layout: Layout, key_mask: torch.Tensor | None
+        self, x: torch.Tensor, layout: Layout, key_mask: torch.Tensor | KeyMask | None
     ) -> torch.Tensor:
-        """``x`` (B, S, d); ``key_mask`` (B, S) bool, True = valid key, or None."""
+        """``x`` (B, S, d); ``key_mask`` (B, S) bool (True = valid key), a ``KeyMask``
+        prepared from one, or None."""
         B, S, _ = x.shape
         nh, hs = self.n_head, self.head_dim
-        q = self.q(x).view(B, S, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
-        k = self.k(x).view(B, S, self.n_kv, hs).transpose(1, 2)  # (B, nkv, S, hs)
-        v = self.v(x).view(B, S, self.n_kv, hs).transpose(1, 2)  # (B, nkv, S, hs)
-        if self._expand:
-            k = k.index_select(1, self.kv_index)  # (B, nh, S, hs)
-            v = v.index_select(1, self.kv_index)  # (B, nh, S, hs)
-        if self.sparse and layout.segments:
-            y = block_sparse_attention(q, k, v, layout, key_mask)
-        else:
-            mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
+        if isinstance(key_mask, torch.Tensor):
+            key_mask = KeyMask.build(layout, key_mask, self.sparse)
+        n, group = self.n_kv, self._group
+        pattern = self.sparse and bool(layout.segments)
+        kernel = pattern and uses_sparse_kernel(layout)
+        o = self._modules["o"]
+        if pattern and n == 1:  # one KV head (the small preset): q alone, [k; v] fused
+            qp = self._modules["q"]._parameters
+            q = F.linear(x, qp["weight"], qp["bias"])  # (B, S, nh·hs), contiguous
+            kv = F.linear(x, *self._qkv_weight(with_q=False))  # (B, S, 2·hs)
+            if kernel:
+                y = block_sparse_mqa(q, kv, hs, layout, key_mask)
+            else:
+                k, v = kv.view(B, 1, S, 2 * hs).split(hs, dim=-1)  # (B, 1, S, hs) each
+                mask = pattern_mask(layout, nh, key_mask, q)
+                y = F.scaled_dot_product_attention(q.view(B, 1, S * nh, hs), k, v, attn_mask=mask)
+                y = y.view(B, S, nh * hs)
+            return o(y * self._gate_vector())
+        qkv = F.linear(x, *self._qkv_weight())  # (B, S, (nh + 2·n_kv)·hs)
+        if group == 1 and not pattern:  # plain multi-head: the fewest ops
+            q, k, v = qkv.view(B, S, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
+            mask = None if key_mask is None else key_mask.full
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, S, hs)
-        y = y * self.head_gate.view(1, nh, 1, 1)
-        y = y.transpose(1, 2).reshape(B, S, nh * hs)  # (B, S, nh*hs)
-        return self.o(y)
-
-
-def block_sparse_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: Layout, key_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """SentryAttend's pattern on (B, nh, S, hs) tensors; see the module docstring.
-
-    Local queries need no per-sample mask on their own block: a block belongs to one
-    modality, and if that modality is masked for a sample its tokens' outputs are never
-    read by a valid token (they are masked as keys everywhere else). Only the global keys
-    can be masked (e.g. a missing modality's summary token in late fusion).
-    """
-    B, nh, S, hs = q.shape
-    G, W = layout.n_global, layout.block
-    nb = (S - G) // W
-    mask_g = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
-    if G == 0:
-        ql = q.reshape(B, nh * nb, W, hs)  # (B, nh*nb, W, hs)
-        kl = k.reshape(B, nh * nb, W, hs)
-        vl = v.reshape(B, nh * nb, W, hs)
-        return F.scaled_dot_product_attention(ql, kl, vl).reshape(B, nh, S, hs)
-    y_glob = F.scaled_dot_product_attention(q[:, :, :G], k, v, attn_mask=mask_g)  # (B, nh, G, hs)
-    ql = q[:, :, G:].reshape(B, nh * nb, W, hs)  # (B, nh*nb, W, hs)
-    kg = k[:, :, :G].unsqueeze(2).expand(B, nh, nb, G, hs)  # (B, nh, nb, G, hs)
-    vg = v[:, :, :G].unsqueeze(2).expand(B, nh, nb, G, hs)
-    kl = torch.cat([kg, k[:, :, G:].reshape(B, nh, nb, W, hs)], dim=3)  # (B, nh, nb, G+W, hs)
-    vl = torch.cat([vg, v[:, :, G:].reshape(B, nh, nb, W, hs)], dim=3)
-    kl = kl.reshape(B, nh * nb, G + W, hs)
-    vl = vl.reshape(B, nh * nb, G + W, hs)
-    mask_l = None
-    if key_mask is not None:
-        valid_block = key_mask.new_ones(B, W)
-        mask_l = torch.cat([key_mask[:, :G], valid_block], dim=1)[:, None, None, :]  # (B,1,1,G+W)
-    y_loc = F.scaled_dot_product_attention(ql, kl, vl, attn_mask=mask_l)  # (B, nh*nb, W, hs)
-    return torch.cat([y_glob, y_loc.reshape(B, nh, S - G, hs)], dim=2)  # (B, nh, S, hs)
+            return o(y.transpose(1, 2).reshape(B, S, nh * hs) * self._gate_vector())
+        q, kv = qkv[..., : nh * hs], qkv[..., nh * hs :]
+        if group:
+            kv = kv.view(B, S, 2, n, hs)
+        else:  # uneven groups: K/V per query head
+            kv = kv.view(B, S, 2, n, hs).index_select(3, self.kv_index)  # (B, S, 2, nh, hs)
+            group = 1
+        if kernel:
+            y = block_sparse(q, kv, layout, key_mask, group)
+        elif pattern:
+            y = dense(q, kv, pattern_mask(layout, group, key_mask, q), group)
+        else:
+            y = dense(q, kv, None if key_mask is None else key_mask.full, group)
+        return o(y * self._gate_vector())  # y: (B, S, nh·hs), gated per head

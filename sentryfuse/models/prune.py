@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from sentryfuse.errors import PruneError, unknown_name
-from sentryfuse.models.attention import Layout
+from sentryfuse.models.attention_kernels import Layout, uses_sparse_kernel
 from sentryfuse.models.backbones import MultimodalTransformer, build_model
 from sentryfuse.models.block import Block
 from sentryfuse.models.config import BlockShape, with_shapes
@@ -156,8 +156,8 @@ def prune_model(
 
 def unit_costs(model: MultimodalTransformer) -> dict[str, UnitCost]:
     """FLOPs per sample of one head and one FFN channel in every block (multiply-add = 2
-    FLOPs), for FLOPs-budget pruning. Counts the projections, the attention matmuls under
-    the block's pattern (dense or SentryAttend) and fc1/fc2."""
+    FLOPs), for FLOPs-budget pruning. Counts the projections, the attention matmuls as
+    the block computes them (all pairs, or SentryAttend's block-sparse kernel) and fc1/fc2."""
     c = model.config
     d, hs = c.d_model, c.head_dim
     L = {m.name: m.tokens for m in c.modalities}
@@ -175,7 +175,10 @@ def unit_costs(model: MultimodalTransformer) -> dict[str, UnitCost]:
             G, segs = c.n_fusion_tokens, (L[parts[1]],)
         lay = Layout.make(G, segs, c.window)
         S = lay.length
-        pairs = S * S if c.attention == "dense" else G * S + (S - G) * (G + lay.block)
+        # SentryAttend's block-sparse kernel saves attention FLOPs; its masked form (short
+        # sequences, see attention_kernels) computes all pairs, as dense attention does.
+        sparse = c.attention == "sentryattend" and uses_sparse_kernel(lay)
+        pairs = G * S + (S - G) * (G + lay.block) if sparse else S * S
         a = block.attn
         share = (a.n_kv / a.n_head) if a.n_head else 0.0
         head = 2 * S * d * hs * 2 + 2 * pairs * hs * 2 + share * 2 * S * d * hs * 2
