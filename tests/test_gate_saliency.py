@@ -12,15 +12,6 @@ from sentryfuse.gate.saliency import gate_params, normalise_per_layer, unit_sali
 from sentryfuse.models import build_model, model_config_for
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2 shared cores: torch's default threading thrashes under parallel test load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     ds = load_dataset("synthetic", max_train=64, max_test=32, seed=3)

@@ -16,14 +16,6 @@ from sentryfuse.models import build_model, model_config_for
 from sentryfuse.train import TrainConfig, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_scorer_shapes_follow_model_and_rebuild_from_json() -> None:
     ds = load_dataset("synthetic", max_train=16, max_test=16)
     model = build_model(model_config_for(ds, "bottleneck", "sentryattend", size="tiny"))

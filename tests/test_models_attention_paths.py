@@ -40,14 +40,6 @@ KV_SHAPES = {  # name: (n_kv, kv_index) for 4 query heads
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(params=["masked", "kernel"])
 def sparse_path(request, monkeypatch):
     """Force SentryAttend's block-sparse kernel on every length, or never."""

@@ -28,16 +28,6 @@ SPECS = [
 GRID = list(itertools.product(BACKBONES, ATTENTIONS))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second intra-op thread; on a busy 2-core machine
-    the thread contention made this file ~10× slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(backbone: str, attention: str, seed: int = 0):
     torch.manual_seed(seed)
     return build_model(model_config_for(SPECS, backbone, attention, "tiny", num_classes=5)).eval()

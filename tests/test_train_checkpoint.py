@@ -17,14 +17,6 @@ from sentryfuse.gate.scorer import ImportanceScorer
 from sentryfuse.models import build_model, model_config_for
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ds():
     return load_dataset("synthetic", max_train=32, max_test=48, seed=2)

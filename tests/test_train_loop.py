@@ -14,14 +14,6 @@ from sentryfuse.models import model_config_for
 from sentryfuse.train import TrainConfig, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ds():
     return load_dataset("synthetic", max_train=96, max_test=32, seed=4)
