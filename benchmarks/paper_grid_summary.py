@@ -1,0 +1,89 @@
+"""Headline numbers of a paper-grid results store (reads only the SQLite store).
+
+    python benchmarks/paper_grid_summary.py runs/paper-grid/results.sqlite
+
+Prints Markdown: mean accuracy per method by sparsity and by condition kind, and
+SentryGate's margin over the strongest zero-shot baseline (the baseline with the highest
+mean accuracy in that scope) overall, with all sensors, and under modality dropout, beside
+the paper's +12.7 / +18 points; plus the gap to the best fine-tuned baseline.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+import pandas as pd
+
+from reports.render import markdown_table
+
+ZERO_SHOT = ("random", "magnitude", "taylor", "fisher", "taylor-calib")
+
+
+def load(path: str) -> pd.DataFrame:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        df = pd.read_sql_query(
+            "SELECT dataset, backbone, method, sparsity, condition, accuracy, params, gflops,"
+            " latency_ms_p50 FROM cells WHERE status = 'ok' AND kind = 'static'",
+            db,
+        )
+    df["accuracy"] *= 100
+    df["scope"] = df["condition"].map(lambda c: "all sensors" if c == "all" else "dropout")
+    return df
+
+
+def margin(df: pd.DataFrame) -> tuple[str, float, str, float]:
+    """(strongest zero-shot baseline, SentryGate minus it, best fine-tuned, it minus SentryGate)."""
+    means = df[df["sparsity"] > 0].groupby("method")["accuracy"].mean()
+    best = max(ZERO_SHOT, key=lambda m: means.get(m, float("-inf")))
+    ft = [m for m in means.index if m.endswith("+ft")]
+    best_ft = max(ft, key=lambda m: means[m]) if ft else ""
+    sg = means["sentrygate"]
+    return best, sg - means[best], best_ft, (means[best_ft] - sg) if ft else float("nan")
+
+
+def main(path: str) -> None:
+    df = load(path)
+    pruned = df[df["sparsity"] > 0]
+    print(f"{len(df)} cells from `{path}`\n")
+    print("| scope | cells per method | SentryGate | strongest zero-shot baseline | margin (points) "
+          "| paper | best fine-tuned | fine-tuned minus SentryGate |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    paper = {"overall": "+12.7", "all sensors": "", "dropout": "+18"}
+    for scope, sub in [("overall", pruned), *pruned.groupby("scope")]:
+        best, m, best_ft, ft_gap = margin(sub)
+        n = int((sub["method"] == "sentrygate").sum())
+        sg = sub[sub["method"] == "sentrygate"]["accuracy"].mean()
+        print(f"| {scope} | {n} | {sg:.1f} | {best} | {m:+.1f} | {paper[scope]} "
+              f"| {best_ft} | {ft_gap:+.1f} |")  # fmt: skip
+    order = ["dense", *ZERO_SHOT, "sentrygate"] + sorted(
+        m for m in df["method"].unique() if m.endswith("+ft")
+    )
+    for by in ("sparsity", "scope", "dataset"):
+        table = df.pivot_table(index="method", columns=by, values="accuracy", aggfunc="mean")
+        table.columns = [str(c) for c in table.columns]
+        table = table.reindex([m for m in order if m in table.index])
+        print(f"\nMean accuracy (%) by method and {by}:\n")
+        print(markdown_table(table.round(1).reset_index()))
+    rel = pruned.merge(
+        df[df["method"] == "dense"][["dataset", "backbone", "condition", "params", "gflops",
+                                     "latency_ms_p50"]],
+        on=["dataset", "backbone", "condition"], suffixes=("", "_dense"),
+    )  # fmt: skip
+    rel = rel[rel["method"] == "sentrygate"]
+    agg = rel.groupby("sparsity").apply(
+        lambda g: pd.Series(
+            {
+                "params vs dense": (g["params"] / g["params_dense"]).mean(),
+                "GFLOPs vs dense": (g["gflops"] / g["gflops_dense"]).mean(),
+                "p50 speedup (median)": (g["latency_ms_p50_dense"] / g["latency_ms_p50"]).median(),
+            }
+        ),
+        include_groups=False,
+    )
+    print("\nSentryGate variants vs the unpruned model, same cell (CPU, torch eager, 1 thread):\n")
+    print(markdown_table(agg.round(3).reset_index()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/paper-grid/results.sqlite")
