@@ -6,31 +6,15 @@ import copy
 
 import pytest
 import torch
+from checkpoint_helpers import make_checkpoint
 
-from sentryfuse.checkpoint import load_checkpoint, save_checkpoint
+from sentryfuse.checkpoint import load_checkpoint
 from sentryfuse.data import load_dataset
-from sentryfuse.gate import ImportanceScorer
-from sentryfuse.models import build_model, model_config_for
 from sentryfuse.prune import fisher as fi
 from sentryfuse.prune import masktune as mt
 from sentryfuse.prune.api import flop_costs
 from sentryfuse.prune.budget import achieved
 from sentryfuse.prune.scores import calib_batches
-
-
-def make_checkpoint(data, backbone, attention, out, *, scorer=True, seed=0):
-    """A real checkpoint on disk without the training run: seeded random backbone and
-    (optionally) a seeded random scorer, so pruning mechanics are tested in milliseconds."""
-    torch.manual_seed(seed)
-    model = build_model(model_config_for(data, backbone, attention, "tiny")).eval()
-    sc = None
-    if scorer:
-        sc = ImportanceScorer.for_model(model, hidden=16)
-        with torch.no_grad():
-            for p in sc.parameters():
-                p.normal_(0.0, 0.5)
-    save_checkpoint(out, model, sc, {"dataset": {"name": data.name}, "train": {}}, {})
-    return out
 
 
 @pytest.fixture(scope="module")
