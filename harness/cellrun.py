@@ -113,6 +113,7 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
                 synchronize=runner.synchronize,
                 energy_sensor=target.energy_sensor(),
                 memory=target.memory,
+                memory_reset=target.reset_memory_peak,
             )
     finally:
         runner.close()

@@ -79,12 +79,14 @@ def measure(
     synchronize: Callable[[], None] | None = None,
     energy_sensor: object | None = None,
     memory: Callable[[], object] | None = None,
+    memory_reset: Callable[[], None] | None = None,
     clock: Clock = time.perf_counter_ns,
 ) -> Measurement:
     """Warm up, then time queries until ``min_duration_s`` and ``min_count`` are both met.
 
     ``batches`` are pre-built inputs cycled in order. ``energy_sensor`` is a
-    ``targets.base.EnergySensor`` (or None); ``memory`` returns a ``MemoryReading``.
+    ``targets.base.EnergySensor`` (or None); ``memory`` returns a ``MemoryReading``;
+    ``memory_reset`` starts its peak at the timed window, so the peak is this window's.
     """
     if not batches:
         raise ValueError("measure() needs at least one pre-built batch")
@@ -100,6 +102,8 @@ def measure(
     sync()
     warmup_s = (clock() - w0) / 1e9
 
+    if memory_reset is not None:
+        memory_reset()
     window_cm = _energy_window(energy_sensor)
     min_ns = int(settings.min_duration_s * 1e9)
     min_count = settings.min_count

@@ -177,6 +177,9 @@ class Target(ABC):
     @abstractmethod
     def energy_sensor(self) -> EnergySensor: ...
 
+    def reset_memory_peak(self) -> None:  # noqa: B027 - optional hook
+        """Start a new peak-memory window (no-op where the device cannot)."""
+
     @abstractmethod
     def memory(self, runner: Runner | None = None) -> MemoryReading:
         """Peak process memory now (and the runner's weights/engine size when given)."""

@@ -16,7 +16,7 @@ from targets.base import Availability, EnergySensor, MemoryReading, Runner, Targ
 from targets.cpu_energy import DEFAULT_CPU_WATTS_PER_CORE, cpu_energy_sensor
 from targets.cpu_power import CpuPowerModes
 from targets.hw import DEFAULT_ROOT, MONOTONIC, Clock, read_text, under
-from targets.memory import peak_rss_mb
+from targets.memory import peak_rss_mb, reset_peak_rss
 
 CPU_RUNTIMES = ("torch", "torch-compiled", "onnxruntime")
 
@@ -101,6 +101,9 @@ class CpuTarget(Target):
 
     def energy_sensor(self) -> EnergySensor:
         return cpu_energy_sensor(self.root, self.clock, self.cpu_watts_per_core)
+
+    def reset_memory_peak(self) -> None:
+        reset_peak_rss(self.root)
 
     def memory(self, runner: Runner | None = None) -> MemoryReading:
         weights = runner.weights_bytes / (1024.0 * 1024.0) if runner is not None else None

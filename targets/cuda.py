@@ -14,7 +14,7 @@ from targets.base import Availability, EnergySensor, MemoryReading, Runner, Targ
 from targets.cpu_runners import TorchRunner
 from targets.export import check_parity, export_onnx, modality_order, torch_reference
 from targets.hw import MONOTONIC, Clock
-from targets.memory import cuda_peak_mb, peak_rss_mb
+from targets.memory import cuda_peak_mb, peak_rss_mb, reset_peak_rss
 from targets.nvml import NvmlEnergySensor, NvmlPowerModes, load_nvml
 
 CUDA_RUNTIMES = ("torch", "tensorrt")
@@ -147,6 +147,13 @@ class CudaTarget(Target):
 
     def energy_sensor(self) -> EnergySensor:
         return NvmlEnergySensor(self.nvml, self.index, self.clock)
+
+    def reset_memory_peak(self) -> None:
+        reset_peak_rss()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
 
     def memory(self, runner: Runner | None = None) -> MemoryReading:
         weights = runner.weights_bytes / (1024.0 * 1024.0) if runner is not None else None

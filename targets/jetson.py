@@ -27,7 +27,7 @@ from targets.hw import (
     under,
 )
 from targets.ina3221 import Ina3221Sensor, discover_rails
-from targets.memory import cuda_peak_mb, peak_rss_mb
+from targets.memory import cuda_peak_mb, peak_rss_mb, reset_peak_rss
 from targets.nvpmodel import NvpmodelPowerModes
 from targets.tegrastats import TegrastatsSensor
 
@@ -130,6 +130,13 @@ class JetsonTarget(Target):
         if ina.available().ok:
             return ina
         return TegrastatsSensor(clock=self.clock)
+
+    def reset_memory_peak(self) -> None:
+        reset_peak_rss(self.root)
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
 
     def memory(self, runner: Runner | None = None) -> MemoryReading:
         weights = runner.weights_bytes / (1024.0 * 1024.0) if runner is not None else None

@@ -20,6 +20,16 @@ def peak_rss_mb(proc_root: Path = DEFAULT_ROOT) -> float:
     return maxrss / (1024.0 * 1024.0) if sys.platform == "darwin" else maxrss / 1024.0
 
 
+def reset_peak_rss(proc_root: Path = DEFAULT_ROOT) -> bool:
+    """Restart ``VmHWM`` from the current RSS (Linux: ``5`` into /proc/self/clear_refs), so a
+    window's peak is that window's, not the whole process's high-water mark so far."""
+    try:
+        under(proc_root, "/proc/self/clear_refs").write_text("5\n")
+    except OSError:
+        return False
+    return True
+
+
 def cuda_peak_mb() -> float | None:
     """``torch.cuda.max_memory_allocated`` in MiB, or None without CUDA."""
     try:
