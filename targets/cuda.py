@@ -14,7 +14,7 @@ from targets.base import Availability, EnergySensor, MemoryReading, Runner, Targ
 from targets.cpu_runners import TorchRunner
 from targets.export import check_parity, export_onnx, modality_order, torch_reference
 from targets.hw import MONOTONIC, Clock
-from targets.memory import cuda_peak_mb, peak_rss_mb, reset_peak_rss
+from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
 from targets.nvml import NvmlEnergySensor, NvmlPowerModes, load_nvml
 
 CUDA_RUNTIMES = ("torch", "tensorrt")
@@ -150,10 +150,7 @@ class CudaTarget(Target):
 
     def reset_memory_peak(self) -> None:
         reset_peak_rss()
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        reset_cuda_peak()
 
     def memory(self, runner: Runner | None = None) -> MemoryReading:
         weights = runner.weights_bytes / (1024.0 * 1024.0) if runner is not None else None

@@ -27,7 +27,7 @@ from targets.hw import (
     under,
 )
 from targets.ina3221 import Ina3221Sensor, discover_rails
-from targets.memory import cuda_peak_mb, peak_rss_mb, reset_peak_rss
+from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
 from targets.nvpmodel import NvpmodelPowerModes
 from targets.tegrastats import TegrastatsSensor
 
@@ -133,10 +133,7 @@ class JetsonTarget(Target):
 
     def reset_memory_peak(self) -> None:
         reset_peak_rss(self.root)
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        reset_cuda_peak()
 
     def memory(self, runner: Runner | None = None) -> MemoryReading:
         weights = runner.weights_bytes / (1024.0 * 1024.0) if runner is not None else None

@@ -39,3 +39,13 @@ def cuda_peak_mb() -> float | None:
     if not torch.cuda.is_available():
         return None
     return torch.cuda.max_memory_allocated() / (1024.0 * 1024.0)
+
+
+def reset_cuda_peak() -> None:
+    """Restart ``torch.cuda.max_memory_allocated`` (the twin of ``cuda_peak_mb``)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
