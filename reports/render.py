@@ -48,13 +48,25 @@ def fmt(value: object) -> str:
     return str(value)
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|"})
+
+
+def md_escape(text: str) -> str:
+    """Text from the store made inert in Markdown: no links, code, emphasis, HTML or cell
+    breaks (intraword underscores, as in metric names, are left alone: GFM ignores them)."""
+    out = str(text).replace("\r", " ").replace("\n", " ").translate(_MD_SPECIAL)
+    if out.startswith("_"):
+        out = "\\" + out
+    return out.replace(" _", " \\_").replace("_ ", "\\_ ")
+
+
 def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:
-    """A GitHub-flavoured Markdown table (pipes escaped), truncated with a note."""
+    """A GitHub-flavoured Markdown table (text escaped), truncated with a note."""
     if df.empty:
         return "_(no rows)_\n"
 
     def cell(v: object) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
+        return md_escape(fmt(v))
 
     lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
              "|" + "|".join("---" for _ in df.columns) + "|"]  # fmt: skip
