@@ -25,7 +25,8 @@ import numpy as np
 from make_stores import FIXTURE_NOTE, SCHEMA_SQL, _fingerprint, grid, true_accuracy_pct
 from make_stores import true_latency_ms
 
-Perturb = Callable[[dict], tuple[float, float]]
+# defn -> (latency factor, accuracy change in points[, energy factor])
+Perturb = Callable[[dict], tuple[float, ...]]
 V2_CELL_COLUMNS = {
     "trials": "INTEGER", "latency_ms_p50_ci_lo": "REAL", "latency_ms_p50_ci_hi": "REAL",
     "latency_trial_spread": "REAL", "energy_mj_ci_lo": "REAL", "energy_mj_ci_hi": "REAL",
@@ -85,7 +86,8 @@ def make_trial_store(path: Path, *, grid_name: str = "gate", seed: int = 0, n_tr
 
 
 def _write_cell(conn, rng, run_id, d, rounds, noise_sigma, k, perturb) -> None:  # noqa: ANN001
-    lat_factor, acc_delta = perturb(d) if perturb else (1.0, 0.0)
+    lat_factor, acc_delta, *rest = perturb(d) if perturb else (1.0, 0.0)
+    energy_factor = rest[0] if rest else 1.0
     definition = json.dumps(d, sort_keys=True)
     key = hashlib.sha256(definition.encode()).hexdigest()
     n_eval = 2000
@@ -99,7 +101,7 @@ def _write_cell(conn, rng, run_id, d, rounds, noise_sigma, k, perturb) -> None: 
         p50, p99 = float(np.median(s)), float(np.percentile(s, 99))
         elapsed = float(s.sum()) / 1e3
         trials.append((key, t, t, p50, p99, float(s.mean()), k, elapsed,
-                       elapsed * POWER_W * 1e3 / k))  # fmt: skip
+                       elapsed * POWER_W * 1e3 / k * energy_factor))  # fmt: skip
         samples += [(key, t * k + i, float(v), t) for i, v in enumerate(s)]
     meds = np.array([r[3] for r in trials])
     energy = np.array([r[8] for r in trials])
