@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.intervals import Interval, min_trials, newcombe_difference, shift_interval
-from reports.intervals import t_interval
+from reports.intervals import Interval, min_trials, newcombe_difference, shift_interval, t_interval
 
 PASS, REGRESSION, INCONCLUSIVE, IMPROVEMENT = "pass", "regression", "inconclusive", "improvement"
 

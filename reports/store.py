@@ -13,6 +13,7 @@ test them (``StoreData.user_version``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,7 @@ def load_store(path: str | Path) -> StoreData:
     cells = frames["cells"]
     if version < 2:
         cells["trials"] = 1
-        cells["unstable_reason"] = None
+        cells["unstable_reason"] = [_v1_unstable_reason(e) for e in cells["extra_json"]]
     trials = frames["trials"] if version >= 2 else _one_trial_per_cell(cells)
     for col in ("latency_ms_p50", "latency_ms_p99", "latency_ms_mean", "elapsed_s",
                 "energy_mj_per_inference"):  # fmt: skip
@@ -199,6 +200,16 @@ def load_store(path: str | Path) -> StoreData:
         replay_segments=frames["replay_segments"],
         trials=trials,
     )
+
+
+def _v1_unstable_reason(extra_json: object) -> str | None:
+    """Schema 1 kept the stability warning in ``extra_json``; surface it."""
+    try:
+        warnings = json.loads(extra_json).get("warnings", []) if isinstance(extra_json, str) else []
+    except (ValueError, AttributeError):
+        return None
+    found = [str(w) for w in warnings if str(w).startswith("unstable")]
+    return found[0].removeprefix("unstable: ") if found else None
 
 
 def _one_trial_per_cell(cells: pd.DataFrame) -> pd.DataFrame:

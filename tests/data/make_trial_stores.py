@@ -22,8 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from make_stores import FIXTURE_NOTE, SCHEMA_SQL, _fingerprint, grid, true_accuracy_pct
-from make_stores import true_latency_ms
+from make_stores import (
+    FIXTURE_NOTE,
+    SCHEMA_SQL,
+    _fingerprint,
+    grid,
+    true_accuracy_pct,
+    true_latency_ms,
+)
 
 # defn -> (latency factor, accuracy change in points[, energy factor])
 Perturb = Callable[[dict], tuple[float, ...]]
@@ -108,7 +114,9 @@ def _write_cell(conn, rng, run_id, d, rounds, noise_sigma, k, perturb) -> None: 
     spread = float((meds.max() - meds.min()) / np.median(meds))
     stable = spread <= MAX_TRIAL_SPREAD
     reason = None if stable else f"trial spread {spread:.3f} > {MAX_TRIAL_SPREAD}"
-    src, sensor = ("estimated", "cpu-power-model") if d["target"] == "cpu" else ("measured", "ina3221-sysfs")
+    src, sensor = (
+        ("estimated", "cpu-power-model") if d["target"] == "cpu" else ("measured", "ina3221-sysfs")
+    )
     conn.execute(
         "INSERT INTO cells (cell_key, run_id, kind, definition_json, dataset, backbone,"
         " attention, method, sparsity, condition, target, runtime, power_mode, seed, status,"
