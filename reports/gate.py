@@ -55,7 +55,9 @@ def decide_relative(base: np.ndarray, cand: np.ndarray, threshold: float,
     b = _positive(base)
     c = _positive(cand)
     if len(b) == 0 or len(c) == 0:
-        return Decision(INCONCLUSIVE, math.nan, math.nan, math.nan, None, "no trial values")
+        return Decision(INCONCLUSIVE, math.nan, math.nan, math.nan, None,
+                        f"too few trials ({len(b)} vs {len(c)}): the store has no trial "
+                        "values for this cell")  # fmt: skip
     point = float(np.median(c) / np.median(b))
     iv = shift_interval(np.log(b), np.log(c), level)
     if iv is None:

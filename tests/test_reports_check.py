@@ -19,7 +19,6 @@ import pytest
 from harness.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from make_stores import make_store  # noqa: E402
 from make_trial_stores import make_trial_store  # noqa: E402
 
 SLOW_CELL = "hapt · early · dense · sentrygate · s=0.30 · all · cpu/torch/cpu-4t · seed 0"
@@ -157,9 +156,10 @@ def test_too_few_trials_is_one_line_exit_3(tmp_path: Path, capsys) -> None:
 
 
 def test_schema_1_stores_are_read_and_inconclusive(tmp_path: Path, capsys) -> None:
-    a = make_store(tmp_path / "a.sqlite", grid_name="gate", seed=0)
-    b = make_store(tmp_path / "b.sqlite", grid_name="gate", seed=1)
-    code, out, _ = _check(capsys, "--baseline", str(a), "--candidate", str(b))
+    v1 = Path(__file__).parent / "data" / "stores" / "generated_minimal.sqlite"
+    with sqlite3.connect(f"file:{v1}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    code, out, _ = _check(capsys, "--baseline", str(v1), "--candidate", str(v1))
     assert code == 3 and out.count("\n") == 1 and "schema v1" in out
 
 
