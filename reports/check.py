@@ -39,10 +39,13 @@ RUN_SPECIFIC_KEYS = frozenset({
 LABEL_FIELDS = ("dataset", "backbone", "attention", "method", "sparsity", "condition",
                 "target", "runtime", "power_mode", "seed")  # fmt: skip
 GROUP_FIELDS = ("target", "runtime", "power_mode")  # cells interleaved in rounds together
+# A trial's p99 from fewer samples is its maximum or next to it: one preemption by another
+# process decides it, so its change between runs measures the machine's load, not the code.
+P99_MIN_SAMPLES = 100
 # metric -> (trials column, reference trials column it is divided by, cells column)
 TRIAL_METRICS = {
     "latency_p50": ("latency_ms_p50", "latency_ms_p50", "latency_ms_p50"),
-    "latency_p99": ("latency_ms_p99", "latency_ms_p50", "latency_ms_p99"),
+    "latency_p99": ("latency_ms_p99", "latency_ms_p99", "latency_ms_p99"),
     "energy_per_inference": ("energy_mj_per_inference", "energy_mj_per_inference",
                              "energy_mj_per_inference"),
 }  # fmt: skip
@@ -191,6 +194,13 @@ def _trial_values(store: StoreData, key: str, ref_key: str | None, metric: str) 
     return (m[column] / m["_ref"]).to_numpy(dtype=float)
 
 
+def _min_trial_samples(baseline: StoreData, candidate: StoreData, key_b: str,
+                       key_c: str) -> int:  # fmt: skip
+    counts = [baseline.trials_for(key_b)["n"], candidate.trials_for(key_c)["n"]]
+    values = [int(pd.to_numeric(c, errors="coerce").min()) for c in counts if len(c)]
+    return min(values) if values else 0
+
+
 def _fmt_rel(d: Decision) -> str:
     if np.isnan(d.change):
         return "—"
@@ -290,6 +300,12 @@ def _trial_findings(result: CheckResult, pairs: pd.DataFrame, refs: dict[str, st
             vc = _trial_values(candidate, keys_c[mk], keys_c[norm] if norm else None, metric)
             limit = getattr(th, metric)
             d = decide_relative(vb, vc, limit / 100.0, level=1.0 - th.alpha)
+            if metric == "latency_p99" and not d.reason:
+                n_min = _min_trial_samples(baseline, candidate, keys_b[mk], keys_c[mk])
+                if n_min < P99_MIN_SAMPLES:
+                    d = Decision(INCONCLUSIVE, d.change, d.lo, d.hi, None,
+                                 f"p99 of {n_min} samples per trial is the window's maximum; "
+                                 f"p99 needs ≥ {P99_MIN_SAMPLES} per trial ([measure] min_count)")  # fmt: skip
             detail = d.reason or (f"MDE +{d.mde * 100:.1f}%" if d.mde is not None else "")
             basis = f"÷ reference {labels[norm]}" if norm else "unnormalised"
             if is_ref:

@@ -63,7 +63,7 @@ def _schema_v2(conn: sqlite3.Connection) -> None:
 def make_trial_store(path: Path, *, grid_name: str = "gate", seed: int = 0, n_trials: int = 7,
                      train_seeds: tuple[int, ...] = (0,), run_drift: float = 1.0,
                      round_sigma: float = 0.015, noise_sigma: float = 0.01,
-                     samples_per_trial: int = 20, perturb: Perturb | None = None,
+                     samples_per_trial: int = 100, perturb: Perturb | None = None,
                      device: str = "Fixture CPU @ 3.0GHz") -> Path:  # fmt: skip
     """Write one generated schema-2 store. ``seed`` draws the measurement noise only;
     ``run_drift`` multiplies every latency of the run (a slower machine that day)."""
