@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from harness.cells import Cell
 from harness.dropout import parse_condition
-from harness.fleet.cluster import FleetCluster, connect
+from harness.fleet.cluster import FleetCluster, connect, parse_spec
 from harness.fleet.progress import FleetProgress
 from harness.fleet.resources import join_command, kind_resource, missing_kinds
 from harness.fleet.shipping import pack_checkpoint, pack_variant, variant_key
@@ -69,13 +69,12 @@ def run_fleet_suite(
     target_factory_ref: str | None = None,
     cache_dir: Path | None = None,
     stream: TextIO | None = None,
-    on_cluster: Callable[[FleetCluster], None] | None = None,
 ) -> SuiteSummary:
     """Run every unfinished cell of ``profile`` on the cluster into ``OUT/results.sqlite``.
 
     ``target_factory_ref`` (``module:function``, importable on the nodes) and
-    ``cache_dir`` (the nodes' artefact cache) are for tests; ``on_cluster`` is called
-    once connected (tests use it to learn the local cluster)."""
+    ``cache_dir`` (the nodes' artefact cache) are for tests."""
+    parse_spec(cluster_spec)  # a malformed address fails before anything else
     cells, _, art = preflight(
         profile, out_dir, resume=resume, target_factory=lambda name: _OnTheCluster()
     )
@@ -83,8 +82,6 @@ def run_fleet_suite(
     toml_text = Path(profile.source).read_text(encoding="utf-8")
     with connect(cluster_spec) as cluster:
         _check_kinds(cells, cluster)
-        if on_cluster is not None:
-            on_cluster(cluster)
         with Store(out_dir / STORE_NAME) as store:
             run = _FleetRun(profile, out_dir, art, cluster, store, stream or sys.stderr)
             request = {
