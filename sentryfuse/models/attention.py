@@ -74,24 +74,27 @@ class Attention(DerivedCacheMixin, nn.Module):
         group = n_head // n_kv if n_kv else 0
         even = group > 0 and self.kv_list == [h // group for h in range(n_head)]
         self._group = group if even else 0  # 0: uneven groups, gather K/V per query head
+        self.gated = True  # False once ``fold_gates`` moved the gate into ``o``'s weights
 
     def _qkv_weight(self, with_q: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """[q; k; v] (or [k; v]) weight and bias for one matmul, cached (``derived``)."""
-        M = self._modules  # direct dict reads: Module.__getattr__ costs ~0.4 µs a lookup
-        k, v = M["k"]._parameters, M["v"]._parameters
+        q, k, v = self.q, self.k, self.v
         if with_q:
-            q = M["q"]._parameters
-            ps = (q["weight"], k["weight"], v["weight"], q["bias"], k["bias"], v["bias"])
+            ps = (q.weight, k.weight, v.weight, q.bias, k.bias, v.bias)
             return derived(self, "qkv", ps, _cat3)
-        return derived(self, "kv", (k["weight"], v["weight"], k["bias"], v["bias"]), _cat2)
+        return derived(self, "kv", (k.weight, v.weight, k.bias, v.bias), _cat2)
 
     def _gate_vector(self) -> torch.Tensor:
         """``head_gate`` repeated over each head's ``head_dim`` outputs, (nh·hs,), so the
         gate is one multiply on tokens-major output (cached, ``derived``)."""
-        return derived(self, "gate", (self._parameters["head_gate"],), self._repeat)
+        return derived(self, "gate", (self.head_gate,), self._repeat)
 
     def _repeat(self, g: torch.Tensor) -> torch.Tensor:
         return g.repeat_interleave(self.head_dim)
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:
+        """``o`` of the gated heads; y (B, S, nh·hs) tokens-major → (B, S, d)."""
+        return self.o(y * self._gate_vector() if self.gated else y)
 
     def forward(
         self, x: torch.Tensor, layout: Layout, key_mask: torch.Tensor | KeyMask | None
@@ -105,10 +108,8 @@ class Attention(DerivedCacheMixin, nn.Module):
         n, group = self.n_kv, self._group
         pattern = self.sparse and bool(layout.segments)
         kernel = pattern and uses_sparse_kernel(layout)
-        o = self._modules["o"]
         if pattern and n == 1:  # one KV head (the small preset): q alone, [k; v] fused
-            qp = self._modules["q"]._parameters
-            q = F.linear(x, qp["weight"], qp["bias"])  # (B, S, nh·hs), contiguous
+            q = self.q(x)  # (B, S, nh·hs), contiguous
             kv = F.linear(x, *self._qkv_weight(with_q=False))  # (B, S, 2·hs)
             if kernel:
                 y = block_sparse_mqa(q, kv, hs, layout, key_mask)
@@ -117,13 +118,13 @@ class Attention(DerivedCacheMixin, nn.Module):
                 mask = pattern_mask(layout, nh, key_mask, q)
                 y = F.scaled_dot_product_attention(q.view(B, 1, S * nh, hs), k, v, attn_mask=mask)
                 y = y.view(B, S, nh * hs)
-            return o(y * self._gate_vector())
+            return self._out(y)
         qkv = F.linear(x, *self._qkv_weight())  # (B, S, (nh + 2·n_kv)·hs)
         if group == 1 and not pattern:  # plain multi-head: the fewest ops
             q, k, v = qkv.view(B, S, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
             mask = None if key_mask is None else key_mask.full
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, S, hs)
-            return o(y.transpose(1, 2).reshape(B, S, nh * hs) * self._gate_vector())
+            return self._out(y.transpose(1, 2).reshape(B, S, nh * hs))
         q, kv = qkv[..., : nh * hs], qkv[..., nh * hs :]
         if group:
             kv = kv.view(B, S, 2, n, hs)
@@ -136,4 +137,4 @@ class Attention(DerivedCacheMixin, nn.Module):
             y = dense(q, kv, pattern_mask(layout, group, key_mask, q), group)
         else:
             y = dense(q, kv, None if key_mask is None else key_mask.full, group)
-        return o(y * self._gate_vector())  # y: (B, S, nh·hs), gated per head
+        return self._out(y)  # y: (B, S, nh·hs), gated per head
