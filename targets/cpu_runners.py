@@ -16,6 +16,8 @@ import numpy as np
 from sentryfuse.errors import TargetError
 from targets.base import Runner
 from targets.export import (
+    PARITY_ATOL,
+    PARITY_RTOL,
     check_parity,
     modality_order,
     to_tensors,
@@ -65,9 +67,15 @@ class CompiledRunner(TorchRunner):
 
 
 def export_cpu(
-    model: Any, example_inputs: Mapping[str, np.ndarray], runtime: str, workdir: Path
+    model: Any,
+    example_inputs: Mapping[str, np.ndarray],
+    runtime: str,
+    workdir: Path,
+    atol: float = PARITY_ATOL,
+    rtol: float = PARITY_RTOL,
 ) -> Runner:
-    """Build a CPU runner for ``runtime`` and check it against eager torch before returning."""
+    """Build a CPU runner for ``runtime`` and check it against eager torch (within
+    ``atol``/``rtol``) before returning: a runner that disagrees is never timed."""
     order = modality_order(example_inputs)
     model = model.eval()
     reference = torch_reference(model, example_inputs)
@@ -83,7 +91,9 @@ def export_cpu(
             raise TargetError(
                 "runtime 'onnxruntime' needs the onnxruntime package: pip install 'sentryfuse-bench[onnx]'"
             ) from exc
-        runner = OrtRunner(model, example_inputs, order, Path(workdir), weights_bytes(model))
+        runner = OrtRunner(
+            model, example_inputs, order, Path(workdir), weights_bytes(model), atol=atol, rtol=rtol
+        )
     else:
         raise TargetError(
             f"unknown CPU runtime '{runtime}'; valid: onnxruntime, torch, torch-compiled"
@@ -96,5 +106,5 @@ def export_cpu(
         raise TargetError(
             f"{runtime} failed on the example batch ({type(exc).__name__}: {exc}); use runtime 'torch'"
         ) from exc
-    check_parity(runtime, reference, got)
+    check_parity(runtime, reference, got, atol, rtol)
     return runner
