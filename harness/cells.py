@@ -74,6 +74,8 @@ def _settings(profile: Profile, finetuned: bool, replay: bool) -> tuple[tuple[st
     if replay and profile.replay is not None:
         r = asdict(profile.replay)
         r.pop("methods")
+        if not r["budgets"]:  # profiles without budgets keep their cell keys
+            r.pop("budgets")
         d["replay"] = r
     return tuple(sorted((k, _jsonable(v)) for k, v in d.items()))
 
@@ -125,7 +127,7 @@ def expand(profile: Profile) -> list[Cell]:
     if r is not None:
         for seed, method in itertools.product(g.seeds, r.methods):
             ft = method.endswith("+ft")
-            sparsity = max(sp for _, sp in r.policy)
+            sparsity = max((sp for _, sp in r.policy), default=0.0)  # budgets: chosen later
             cells.append(
                 Cell(
                     "replay",

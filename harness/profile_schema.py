@@ -100,9 +100,16 @@ class ReplaySettings:
     rate_hz: float  # stream samples per second of stream time (simulated, not slept)
     deadline_ms: float
     policy: tuple[tuple[str, float], ...]  # ((power mode, sparsity), ...)
+    # ((power mode, 'deadline_ms' | 'energy_mj', value), ...): a target per mode, met by
+    # the least pruning a measured latency model allows (harness/policy.py)
+    budgets: tuple[tuple[str, str, float], ...] = ()
 
     def sparsity_for(self, mode: str) -> float:
         return dict(self.policy)[mode]
+
+    def budget_for(self, mode: str) -> tuple[str, float] | None:
+        """(kind, value) when ``mode`` has a target rather than a fixed sparsity."""
+        return next(((k, v) for m, k, v in self.budgets if m == mode), None)
 
 
 @dataclass(frozen=True)
