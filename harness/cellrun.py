@@ -19,6 +19,7 @@ from harness.artifacts import Artifacts
 from harness.cells import Cell
 from harness.dropout import parse_condition
 from harness.measure import Measurement, measure
+from harness.offline import OFFLINE, measure_offline, throughput
 from harness.power import static_mode
 
 
@@ -97,7 +98,7 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
     )
     cols["n_eval"] = len(ds.test)
     names = fed_modalities(model, cond.static_present(ds.modality_names))
-    batches = prebuilt_batches(ds.test, names, profile.measure.batch_size)
+    batches = prebuilt_batches(ds.test, names, cell.batch_size)
     cols["params"] = int(count_params(model))
     cols["gflops"] = float(count_gflops(model, _torch_inputs(batches[0], 1)))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -105,8 +106,9 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
     runner = target.export(model, batches[0], cell.runtime, workdir)
     export_s = time.perf_counter() - t0
     try:
+        offline = cell.scenario == OFFLINE
         with static_mode(target.power_modes(), cell.power_mode):
-            m = measure(
+            m = (measure_offline if offline else measure)(
                 runner,
                 batches,
                 profile.measure,
@@ -126,7 +128,10 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
             "window_s": m.elapsed_s,
             "warmup_n": m.warmup_n,
             "fed_modalities": names,
+            "batch_size": cell.batch_size,
+            "scenario": cell.scenario,
         }
+        | (throughput(m, cell.batch_size) if offline else {})
     )
     return cols, m.latencies_ms
 

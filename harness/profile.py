@@ -17,6 +17,7 @@ from typing import Any
 
 from harness import registry
 from harness.dropout import parse_condition
+from harness.offline import SCENARIOS
 from harness.policy import read_budgets
 from harness.profile_schema import (
     EvalSettings,
@@ -96,6 +97,10 @@ def _grid(s: Section, target_factory: TargetFactory) -> Grid:
         "power_modes", targets, kind="target", item=None, default=(registry.CURRENT_MODE,)
     )
     seeds = s.ints("seeds", default=(0,))
+    batch_sizes = s.ints("batch_sizes", default=())
+    if any(b < 1 for b in batch_sizes):
+        fail(file=s.file, key=s.key("batch_sizes"), problem="batch sizes must be ≥ 1")
+    scenarios = s.names("scenarios", SCENARIOS, kind="scenario", default=())
     s.done()
     for target in targets:
         _check_target(
@@ -118,6 +123,8 @@ def _grid(s: Section, target_factory: TargetFactory) -> Grid:
         runtimes,
         modes,
         seeds,
+        batch_sizes,
+        scenarios,
     )
 
 

@@ -26,6 +26,8 @@ class Grid:
     runtimes: tuple[str, ...]
     power_modes: tuple[tuple[str, tuple[str, ...]], ...]  # ((target, (mode, ...)), ...)
     seeds: tuple[int, ...]
+    batch_sizes: tuple[int, ...] = ()  # () = [measure] batch_size only
+    scenarios: tuple[str, ...] = ()  # () = single-stream only; 'offline' (harness/offline.py)
 
     def conditions_for(self, dataset: str) -> tuple[str, ...]:
         return dict(self.conditions)[dataset]
