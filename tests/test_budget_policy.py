@@ -21,6 +21,8 @@ from harness.latency_model import (
 )
 from harness.policy import Budget, least_pruning, met
 from harness.profile import load_profile
+from reports.budgets import budget_table
+from reports.store import load_store
 from sentryfuse.errors import ProfileError
 from sentryfuse.models import KeepSet, ModalityInput, build_model, model_config_for, prune_model
 from targets.cpu import CpuTarget
@@ -167,3 +169,5 @@ def test_a_replay_with_budgets_reports_target_choice_and_whether_it_was_met(tmp_
     assert [s[1] for s in segs] == [0.0, 0.8]  # SentryGate deployed what was chosen
     assert segs[1][2] == segs[1][3]  # every sample misses an impossible deadline
     assert n_models == 2  # one per power mode (same sensors)
+    table = budget_table(load_store(out).cells)
+    assert list(table["chosen_sparsity"]) == [0.0, 0.8] and list(table["met"]) == [True, False]
