@@ -11,7 +11,9 @@ a global token attends to everything. ``attention_kernels`` computes the pattern
 block-sparse or as a masked dense attention, whichever is faster at that length.
 
 Batch-1 CPU latency at 16–50 tokens is dominated by the number of ops, not by FLOPs, so
-the forward pass issues few of them (``benchmarks/results_prune_latency.md``):
+the forward pass issues few of them; what still matters once exported to ONNX Runtime
+(the deployed runtime, ``benchmarks/runtimes.py``) is the graph's op count, so these
+shape the traced graph too (the concatenations fold into constant weights there):
 
 * q, k and v are one matmul with a concatenated weight (cached while the weights do not
   change, see ``Attention._qkv_weight``); ``attn.q/k/v`` stay the parameters. With one
@@ -19,7 +21,8 @@ the forward pass issues few of them (``benchmarks/results_prune_latency.md``):
 * GQA never copies K/V per query head: the query heads of one KV group are stacked as
   extra query rows, (B, n_kv, S·group, hs), a standard trick that needs no K/V expansion.
   Only uneven groups (left by pruning) gather K/V per query head.
-* The head gate is one multiply by a cached (nh·hs,) vector on tokens-major output.
+* The head gate is one multiply by a cached (nh·hs,) vector on tokens-major output, and
+  none at all in a deployment export (``fold.fold_gates`` moves it into ``o``).
 * Key masks become SDPA masks once per forward (``KeyMask``), not once per block.
 """
 
