@@ -6,14 +6,12 @@ import argparse
 import json
 import sqlite3
 
-import numpy as np
 import pytest
 
 from harness.cells import expand
 from harness.commands import run as run_cmd
-from harness.offline import measure_offline, throughput
+from harness.offline import per_sample
 from harness.profile import load_profile
-from harness.profile_schema import MeasureSettings
 from sentryfuse.errors import ProfileError
 from targets.cpu import CpuTarget
 from tests.test_runtime_defaults import PROFILE
@@ -45,22 +43,13 @@ def test_batch_sizes_and_scenarios_expand_and_keep_old_keys(tmp_path):
 
 
 def test_offline_figures_are_per_sample():
-    now = [0]
-
-    def clock() -> int:
-        return now[0]
-
-    def runner(batch) -> None:
-        now[0] += 2_000_000  # 2 ms per batch of 4 samples
-
-    batches = [{"a": np.zeros((4, 3), dtype=np.float32)}]
-    settings = MeasureSettings(warmup_s=0.0, warmup_n=1, min_duration_s=0.01, min_count=5)
-    m = measure_offline(runner, batches, settings, clock=clock)
-    assert m.stats.p(50) == pytest.approx(0.5)  # ms per sample, not per batch
-    figures = throughput(m, 4)
-    assert figures["samples"] == 4 * len(m.latencies_ms)
-    assert figures["samples_per_s"] == pytest.approx(2000.0)
-    assert figures["ms_per_sample"] == pytest.approx(0.5)
+    cols = {"latency_ms_p50": 2.0, "latency_ms_p99": None, "energy_mj_per_inference": 4.0,
+            "accuracy": 0.9}  # fmt: skip
+    out, figures = per_sample(cols, batch_size=4, queries=10, elapsed_s=0.02)
+    assert out == {"latency_ms_p50": 0.5, "latency_ms_p99": None,
+                   "energy_mj_per_inference": 1.0, "accuracy": 0.9}  # fmt: skip
+    assert figures == {"samples": 40, "samples_per_s": 2000.0, "ms_per_sample": 0.5}
+    assert cols["latency_ms_p50"] == 2.0  # the per-query columns are not modified
 
 
 @pytest.mark.slow
