@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "check": "compare a candidate run against a baseline run (release regression gate)",
     "targets": "list targets, whether they are available here, runtimes, power modes, sensors",
     "datasets": "list datasets and whether their packages are installed",
+    "profiles": "list the shipped benchmark profiles (run one by name: sentryfuse run NAME)",
+    "eval": "print a checkpoint's or pruned variant's accuracy per modality condition",
 }
 
 
@@ -32,6 +34,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="sentryfuse",
         description="SentryFuse Bench: zero-shot modality-aware pruning, measured on the device.",
     )
+    parser.add_argument("--version", action="version", version=f"sentryfuse {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -39,6 +42,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == command:
             importlib.import_module(f"harness.commands.{name}").add_arguments(p)
     return parser
+
+
+def _version() -> str:
+    from sentryfuse import __version__
+
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

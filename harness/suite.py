@@ -10,6 +10,7 @@ failing cell is stored as 'failed' with a one-line error (its traceback goes to
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from harness.artifacts import Artifacts
 from harness.cells import Cell, expand
 from harness.dropout import parse_condition
 from harness.profile_schema import Profile
+from harness.progress import Progress, plan_for
 from harness.store import STORE_NAME, CellResult, Store, utc_now
 from sentryfuse.errors import HarnessError, ProfileError, SentryFuseError, TargetError
 
@@ -83,7 +85,9 @@ def run_suite(
     target_factory: Callable[[str], Any] | None = None,
     progress: bool | None = None,
 ) -> SuiteSummary:
-    """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``."""
+    """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``.
+
+    ``progress``: True a bar, False a line per cell, None the bar only on a terminal."""
     factory = target_factory or registry.default_target_factory
     cells, targets, art = preflight(profile, out_dir, resume=resume, target_factory=factory)
     store_path = out_dir / STORE_NAME
@@ -96,17 +100,18 @@ def run_suite(
         )
         done = store.finished_keys()
         todo = [c for c in cells if c.key not in done]
-        bar = _bar(len(todo), progress)
+        bar = Progress.start(plan_for(profile, todo, art), bar=progress)
         for cell in todo:
-            bar.set_postfix_str(cell.label()[:60], refresh=False)
+            t0, trained0 = time.monotonic(), art.trained_s
             result = _run_cell(cell, art, targets[cell.target], out_dir)
             store.commit_cell(run_id, cell.key, cell.kind, cell.definition, result)
             if result.status == "ok":
                 ok += 1
             else:
                 failures.append((cell.label(), result.error or ""))
-                bar.write(f"cell failed: {cell.label()}: {result.error}", file=sys.stderr)
-            bar.update(1)
+                bar.write(f"cell failed: {cell.label()}: {result.error}")
+            bar.cell_done(cell.label(), result.status, time.monotonic() - t0,
+                          train_s=art.trained_s - trained0)  # fmt: skip
         bar.close()
         store.end_run(run_id)
     return SuiteSummary(
@@ -148,13 +153,6 @@ def _log_traceback(out_dir: Path, cell: Cell, exc: BaseException) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cell.label() + "\n" + "".join(traceback.format_exception(exc)))
     return json.dumps({"traceback_file": str(path)})
-
-
-def _bar(total: int, progress: bool | None) -> Any:
-    from tqdm import tqdm
-
-    disable = None if progress is None else not progress
-    return tqdm(total=total, desc="cells", unit="cell", file=sys.stderr, disable=disable)
 
 
 def write_report(store_path: Path, out_dir: Path) -> str:
