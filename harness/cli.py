@@ -51,6 +51,8 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The entry point; ``argv=None`` is the real command line (see ``_stop_now``)."""
+    hard_exit = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
@@ -64,9 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     except SentryFuseError as exc:
         print(f"sentryfuse {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"sentryfuse {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "reported", False):
+            print(f"sentryfuse {args.command}: interrupted", file=sys.stderr)
+        code = int(getattr(exc, "exit_code", 130))
+        if hard_exit:
+            _stop_now(code)
+        return code
+
+
+def _stop_now(code: int) -> None:
+    """Leave at once after an interrupt: everything that matters (power mode, store) is
+    already put back, and tearing down torch's and ONNX Runtime's thread pools at
+    interpreter exit can take seconds on a busy machine — longer than Ctrl-C should."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

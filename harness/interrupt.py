@@ -26,9 +26,10 @@ HARD_EXIT_CODE = 130
 class Interrupted(KeyboardInterrupt):
     """The run was stopped by ``signum``; the exit code is ``128 + signum``."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, *, reported: bool = False) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.reported = reported  # the command already printed what to do next
 
     @property
     def exit_code(self) -> int:

@@ -17,6 +17,7 @@ without breaking the bar.
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -125,8 +126,7 @@ class Progress:
         self._done = 0
         self._train_units = 0.0
         self._train_s = 0.0
-        self._actual: dict[str, float] = {}
-        self._prior: dict[str, float] = {}
+        self._ratios: dict[str, list[float]] = {}
         self._bar: Any = None
         self._t0 = 0.0
 
@@ -157,11 +157,11 @@ class Progress:
             self._line(text)
 
     def _ratio(self, cost_class: str) -> float:
-        """Measured ÷ prior cell seconds for this class (all classes while it has none)."""
-        if self._prior.get(cost_class, 0.0) > 0:
-            return self._actual[cost_class] / self._prior[cost_class]
-        prior = sum(self._prior.values())
-        return sum(self._actual.values()) / prior if prior > 0 else 1.0
+        """Median measured ÷ prior cell seconds for this class (all classes while it has
+        none). A median, because a suite's first cell also pays one-time costs (imports,
+        the first export) that later cells do not."""
+        ratios = self._ratios.get(cost_class) or [r for rs in self._ratios.values() for r in rs]
+        return float(statistics.median(ratios)) if ratios else 1.0
 
     def eta_s(self) -> float:
         """Seconds the remaining cells should take, from what the finished ones took."""
@@ -183,8 +183,8 @@ class Progress:
                 self._train_units += item.train_units
                 self._train_s += train_s
             own = max(0.0, elapsed_s - train_s)
-            self._actual[item.cost_class] = self._actual.get(item.cost_class, 0.0) + own
-            self._prior[item.cost_class] = self._prior.get(item.cost_class, 0.0) + item.prior_cell_s
+            if item.prior_cell_s > 0:
+                self._ratios.setdefault(item.cost_class, []).append(own / item.prior_cell_s)
         eta = self.eta_s()
         if self._bar is not None:
             self._bar.set_postfix_str(f"ETA {_clock(eta)}  {label[:50]}", refresh=False)

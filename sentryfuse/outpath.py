@@ -4,6 +4,7 @@ costs one line and exit code 2 instead of a traceback after minutes of training.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from sentryfuse.errors import SentryFuseError
@@ -15,7 +16,8 @@ class OutputPathError(SentryFuseError):
 
 def check_can_create(path: Path | str, flag: str = "--out") -> None:
     """Raise ``OutputPathError`` unless ``path`` exists as a writable folder or could be
-    created (its nearest existing ancestor is a writable folder). Writes nothing."""
+    created (its nearest existing ancestor is a writable folder). Leaves nothing behind
+    (a probe folder is made and removed at once)."""
     path = Path(path)
     if path.exists():
         if not path.is_dir():
@@ -32,8 +34,17 @@ def check_can_create(path: Path | str, flag: str = "--out") -> None:
         raise OutputPathError(
             f"cannot create {flag} {path}: {parent} is a file, not a folder; choose another path"
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_mkdir(parent):
         raise OutputPathError(
             f"cannot create {flag} {path}: {parent} is not writable (read-only or not yours); "
             "choose another path"
         )
+
+
+def _can_mkdir(parent: Path) -> bool:
+    """Try it: ``access`` says yes to root on a read-only mount or under /proc."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sentryfuse-probe-", dir=parent))
+    except OSError:
+        return False
+    return True

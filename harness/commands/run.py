@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None
     factory = target_factory or registry.default_target_factory
     if args.dry_run:
         return _dry_run(profile, out_dir, factory)
-    from harness.interrupt import stoppable
+    from harness.interrupt import Interrupted, stoppable
     from harness.outdir import claimed
     from harness.suite import run_suite, write_report
 
@@ -65,8 +67,9 @@ def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None
         with stoppable(), claimed(out_dir):
             summary = run_suite(profile, out_dir, resume=args.resume, target_factory=factory)
     except KeyboardInterrupt as exc:
-        print(_interrupted(args, out_dir), file=sys.stderr)
-        return int(getattr(exc, "exit_code", 130))
+        # The power mode is restored and the store closed by now; say how to continue.
+        print(_interrupted(args, out_dir), file=sys.stderr, flush=True)
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), reported=True) from None
     print(
         f"{profile.name}: {summary.total} cells: {summary.ok} ran ok, {summary.failed} failed, "
         f"{summary.skipped} already finished; store {summary.store_path}"
@@ -90,8 +93,13 @@ def _interrupted(args: argparse.Namespace, out_dir: Path) -> str:
     store = out_dir / STORE_NAME
     if not store.exists():
         return "sentryfuse run: interrupted before any cell ran; nothing was kept"
-    with Store(store) as s:
-        n = len(s.finished_keys())
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5.0)
+    try:
+        n = db.execute("SELECT count(*) FROM cells WHERE status='ok'").fetchone()[0]
+    except sqlite3.DatabaseError:
+        n = 0
+    finally:
+        db.close()
     command = shlex.join(
         ["sentryfuse", "run", str(args.profile), "--out", str(out_dir), "--resume"]
     )
