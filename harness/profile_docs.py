@@ -90,6 +90,19 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
         "≥ 0",
         None,
     ),  # fmt: skip
+    ("measure", "trials"): (
+        "timed windows per cell, interleaved with the other cells of its "
+        "group (the unit of replication)",
+        "windows",
+        "≥ 1",
+        None,
+    ),
+    ("measure", "max_trial_spread"): (
+        "a cell is stable when the relative MAD of its trial medians is at most this",
+        "fraction",
+        "≥ 0",
+        None,
+    ),  # fmt: skip
     ("train", "epochs"): ("training epochs per checkpoint", "epochs", "≥ 1", None),
     ("train", "size"): ("model size", "", _names(lambda: registry.MODEL_SIZES), None),
     ("train", "batch_size"): ("training batch size", "samples", "≥ 1", None),

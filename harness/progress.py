@@ -62,7 +62,8 @@ def prior_cell_seconds(profile: Profile, cell: Cell) -> float:
         if cell.finetuned:
             total += len(r.events) * profile.finetune.steps * _FT_S_PER_STEP
     else:
-        total += m.warmup_s + max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
+        window_s = max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
+        total += m.warmup_s + m.trials * window_s  # interleaved trials: one window each
     return total
 
 

@@ -92,8 +92,9 @@ def test_prune_fisher_finds_the_npz_from_the_checkpoint(npz_checkpoint):
     tmp, data = npz_checkpoint
     other = tmp / "elsewhere"
     other.mkdir()
-    res = _cli("prune", str(tmp / "ck"), "--method", "fisher", "--sparsity", "0.3",
-               "--out", "v", cwd=other)  # fmt: skip  (another cwd: the path is absolute)
+    res = _cli(
+        "prune", str(tmp / "ck"), "--method", "fisher", "--sparsity", "0.3", "--out", "v", cwd=other
+    )  # fmt: skip  (another cwd: the path is absolute)
     assert res.returncode == 0, res.stderr
     assert "calib_samples" in (other / "v" / "config.json").read_text()
 

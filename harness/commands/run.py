@@ -44,6 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="validate everything, list the cells and estimate the wall time; run nothing",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="run the cells on a Ray cluster: HOST:PORT of its head, or local:N for a "
+        "throwaway local cluster of N simulated CPU devices (docs: README, 'Fleet')",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="run only shard I of N (cells split by content hash); join with `sentryfuse merge`",
+    )
 
 
 def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None = None) -> int:
@@ -57,15 +70,29 @@ def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None
     out_dir = args.out or Path("runs") / profile.name
     check_out_dir(out_dir, profile.name, resume=args.resume or args.dry_run)
     factory = target_factory or registry.default_target_factory
+    shard, cluster = getattr(args, "shard", None), getattr(args, "cluster", None)
+    select = None
+    if shard:
+        from harness.shard import shard_filter
+
+        select = shard_filter(shard)
     if args.dry_run:
-        return _dry_run(profile, out_dir, factory)
+        return _dry_run(profile, out_dir, factory, select)
     from harness.interrupt import Interrupted, stoppable
     from harness.outdir import claimed
     from harness.suite import run_suite, write_report
 
     try:
         with stoppable(), claimed(out_dir):
-            summary = run_suite(profile, out_dir, resume=args.resume, target_factory=factory)
+            if cluster:
+                from harness.fleet.driver import run_fleet_suite
+
+                summary = run_fleet_suite(
+                    profile, out_dir, cluster, resume=args.resume, select=select
+                )
+            else:
+                summary = run_suite(profile, out_dir, resume=args.resume,
+                                    target_factory=factory, select=select)  # fmt: skip
     except KeyboardInterrupt as exc:
         # The power mode is restored and the store closed by now; say how to continue.
         print(_interrupted(args, out_dir), file=sys.stderr, flush=True)
@@ -106,13 +133,16 @@ def _interrupted(args: argparse.Namespace, out_dir: Path) -> str:
     return f"sentryfuse run: interrupted; {n} finished cells are kept in {store}; continue with: {command}"
 
 
-def _dry_run(profile: Any, out_dir: Path, factory: Callable[[str], Any]) -> int:
+def _dry_run(
+    profile: Any, out_dir: Path, factory: Callable[[str], Any], select: Callable | None = None
+) -> int:
     """Everything the real run checks before its first cell, then the plan; writes nothing."""
     from harness.progress import plan_for, plan_seconds
     from harness.suite import preflight
 
     _, _, art = preflight(profile, out_dir, resume=True, target_factory=factory)
     cells = expand(profile)
+    cells = select(cells) if select else cells
     store_path = out_dir / STORE_NAME
     done: set[str] = set()
     if store_path.exists():
