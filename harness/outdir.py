@@ -30,7 +30,7 @@ from sentryfuse.outpath import check_can_create
 LOCK_NAME = ".lock"
 # Every name a run writes directly under OUT; anything else is somebody else's file.
 _OURS = {STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal",
-         "report", "checkpoints", "work", "errors", LOCK_NAME}  # fmt: skip
+         "report", "checkpoints", "variants", "work", "errors", LOCK_NAME}  # fmt: skip
 _OUR_PREFIXES = (".report.tmp-", ".report.old-")
 
 

@@ -95,15 +95,3 @@ def bootstrap_percentile_test(a: np.ndarray, b: np.ndarray, q: float, *, n_boot:
     p_less = (np.count_nonzero(diffs >= 0) + 1) / (n_boot + 1)
     diff = float(np.percentile(a, q) - np.percentile(b, q))
     return PercentileShift(q, diff, min(1.0, 2 * min(p_greater, p_less)), n_boot)
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a proportion (95% by default): honest at small ``n`` and
-    near 0 or 1, where the normal approximation leaves [0, 1]."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = correct / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -113,13 +113,24 @@ def test_report_folder_is_marked_and_not_private(finished):
     assert "synthetic" in (report / "summary.md").read_text()
 
 
-def test_rerun_needs_resume_then_resume_skips_everything(finished):
+def test_rerun_needs_resume_then_resume_skips_everything_and_sweeps(finished):
     tmp, profile, _ = finished
     again = _cli("run", profile.name, cwd=tmp)
     assert again.returncode == 2 and "--resume" in again.stderr
+    out = tmp / "runs" / "tiny"
+    stale = [
+        out / "checkpoints" / ".tmp-0123abcd-999" / "ckpt",
+        out / ".report.tmp-999-ab",
+        out / "work" / "deadbeefdeadbeef",
+    ]  # fmt: skip  (what killed runs leave)
+    for path in stale:
+        path.mkdir(parents=True)
+    (stale[0] / "model.safetensors").write_bytes(b"half")
     resumed = _cli("run", profile.name, "--resume", cwd=tmp)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "3 already finished" in resumed.stdout
+    assert not any(p.exists() for p in stale)
+    assert not (out / "checkpoints" / ".tmp-0123abcd-999").exists()
 
 
 def test_report_out_writes_elsewhere_and_refuses_a_users_folder(finished):

@@ -70,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
         )
     test = load_dataset(name, max_test=args.max_test, seed=args.seed).test
     rows = []
-    from reports.stats import wilson_interval
+    from reports.intervals import wilson
 
     for cond in conds:
         pred = predict(model, test, cond, seed=args.seed)
         correct, n = int((pred == test.y).sum()), len(test)
-        lo, hi = wilson_interval(correct, n)
+        ci = wilson(correct / n, n)  # the one Wilson interval the reports use too
+        lo, hi = ci.lo, ci.hi
         rows.append({"condition": cond.label, "accuracy": correct / n, "ci95_low": lo,
                      "ci95_high": hi, "n": n})  # fmt: skip
     if args.json:
