@@ -124,6 +124,14 @@ def _figure(alt: str, fig) -> list[tuple[str, bytes]]:
     return [] if fig is None else [(alt, plots.to_png(fig))]
 
 
+def _span(values: pd.Series) -> str:
+    """'7' or '5–7' (1 when a schema-1 store has no trials column values)."""
+    if values.empty:
+        return "1"
+    lo, hi = int(values.min()), int(values.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def _verdict(store: StoreData) -> Section:
     cells = store.cells
     counts = (
@@ -136,7 +144,7 @@ def _verdict(store: StoreData) -> Section:
     seeds = sorted({int(s) for s in cells["seed"].dropna()})
     basis = (
         f"Intervals are 95%: latency and energy over each cell's trials "
-        f"({'1' if trials.empty else f'{int(trials.min())}–{int(trials.max())}'} per cell), "
+        f"({_span(trials)} per cell), "
         f"accuracy over training seeds ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
         "a binomial interval where there is one). "
         f"{UNSTABLE}: the cell's trials disagree by more than the profile allows."
