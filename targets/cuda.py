@@ -13,9 +13,10 @@ from sentryfuse.errors import SentryFuseError, TargetError, unknown_name
 from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
 from targets.cpu_runners import TorchRunner
 from targets.export import check_parity, export_onnx, modality_order, torch_reference
+from targets.gpu_select import CudaIds, runtime_cuda_ids
 from targets.hw import MONOTONIC, Clock
 from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
-from targets.nvml import NvmlEnergySensor, NvmlPowerModes, load_nvml
+from targets.nvml import NvmlEnergySensor, NvmlGpu, NvmlPowerModes
 
 CUDA_RUNTIMES = ("torch", "tensorrt")
 GPU_ATOL = 2e-3  # cuDNN/TF32 and TensorRT kernel choices differ from CPU float32 sums
@@ -100,11 +101,21 @@ def export_cuda(
 class CudaTarget(Target):
     name = "cuda"
 
-    def __init__(self, nvml: Any | None = None, index: int = 0, clock: Clock = MONOTONIC) -> None:
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        index: int = 0,
+        clock: Clock = MONOTONIC,
+        env: Mapping[str, str] | None = None,
+        cuda_ids: CudaIds | None = runtime_cuda_ids,
+    ) -> None:
+        """``index`` is the CUDA ordinal the runners use (``cuda:index``); NVML is opened on
+        that same physical GPU (by UUID / PCI bus id, honouring ``CUDA_VISIBLE_DEVICES``)."""
         self.nvml = nvml
         self.index = index
         self.clock = clock
-        self._power = NvmlPowerModes(nvml, index)  # one instance: it tracks clocks it locked
+        self.gpu = NvmlGpu(nvml, index, env, cuda_ids)
+        self._power = NvmlPowerModes(gpu=self.gpu)  # one instance: it tracks clocks it locked
 
     def availability(self) -> Availability:
         return cuda_availability()
@@ -122,12 +133,13 @@ class CudaTarget(Target):
     def fingerprint(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.name, **library_versions()}
         try:
-            nvml = load_nvml(self.nvml)
-            h = nvml.nvmlDeviceGetHandleByIndex(self.index)
-            name = nvml.nvmlDeviceGetName(h)
+            nvml = self.gpu.nvml
+            ref = self.gpu.ref()
+            name = nvml.nvmlDeviceGetName(ref.handle)
             out["gpu"] = name.decode() if isinstance(name, bytes) else name
             driver = nvml.nvmlSystemGetDriverVersion()
             out["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+            out.update(gpu_uuid=ref.uuid, gpu_pci_bus_id=ref.pci_bus_id, nvml_device=ref.how)
         except SentryFuseError as exc:
             out["driver"] = f"unknown ({exc})"
         power = self.power_modes()
@@ -146,7 +158,7 @@ class CudaTarget(Target):
         return self._power
 
     def energy_sensor(self) -> EnergySensor:
-        return NvmlEnergySensor(self.nvml, self.index, self.clock)
+        return NvmlEnergySensor(clock=self.clock, gpu=self.gpu)
 
     def reset_memory_peak(self) -> None:
         reset_peak_rss()
