@@ -12,7 +12,9 @@ import numpy as np
 from sentryfuse.errors import SentryFuseError, TargetError, unknown_name
 from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
 from targets.cpu_runners import TorchRunner
-from targets.export import check_parity, export_onnx, modality_order, torch_reference
+from targets.cuda_buffers import TorchBuffers, pycuda_device_count
+from targets.device_timing import DeviceTimings
+from targets.export import check_parity, export_onnx, modality_order, to_tensors, torch_reference
 from targets.gpu_select import CudaIds, runtime_cuda_ids
 from targets.hw import MONOTONIC, Clock
 from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
@@ -54,7 +56,46 @@ def library_versions() -> dict[str, Any]:
 
 
 class CudaTorchRunner(TorchRunner):
-    """Eager torch on the GPU; ``synchronize`` waits for queued kernels at window edges."""
+    """Eager torch on the GPU; ``synchronize`` waits for queued kernels at window edges.
+
+    ``prepare`` records its H2D copy and each query its compute and D2H copy with CUDA
+    events (``device_timings_ms``), as the TensorRT runner does."""
+
+    def __init__(self, model: Any, order: tuple[str, ...], device: str = "cuda") -> None:
+        super().__init__(model, order, device)
+        self.buffers = TorchBuffers()
+        self.timings = DeviceTimings()
+
+    def prepare(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        start, end = self.buffers.event(), self.buffers.event()
+        start.record()
+        out = super().prepare(inputs)
+        end.record()
+        end.synchronize()
+        self.timings.add("h2d_ms", end.ms_since(start))
+        return out
+
+    def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
+        import torch
+
+        tensors = to_tensors(inputs, self.modalities, self.device)
+        e0, e1, e2 = (self.buffers.event() for _ in range(3))
+        e0.record()
+        with torch.inference_mode():
+            out = self.model(tensors)
+        e1.record()
+        host = out.float().cpu()
+        e2.record()
+        e2.synchronize()
+        self.timings.add("compute_ms", e1.ms_since(e0))
+        self.timings.add("d2h_ms", e2.ms_since(e1))
+        return host.numpy()
+
+    def mark_window(self) -> None:
+        self.timings.mark_window()
+
+    def device_timings_ms(self) -> Mapping[str, list[float]]:
+        return self.timings.window()
 
     def synchronize(self) -> None:
         import torch
@@ -69,9 +110,12 @@ def export_cuda(
     workdir: Path,
     max_batch: int | None = None,
 ) -> Runner:
-    """A GPU runner (torch or TensorRT) checked against CPU torch before returning."""
+    """A GPU runner (torch or TensorRT) checked against CPU torch before returning.
+
+    TensorRT needs no CUDA torch: the ONNX export runs on CPU torch and the engine's
+    buffers come from pycuda where torch has no CUDA (``targets.cuda_buffers``)."""
     avail = cuda_availability()
-    if not avail.ok:
+    if runtime != "tensorrt" and not avail.ok:
         raise TargetError(f"runtime '{runtime}' needs CUDA: {avail.reason}")
     order = modality_order(example_inputs)
     model = model.eval().cpu()
@@ -118,15 +162,23 @@ class CudaTarget(Target):
         self._power = NvmlPowerModes(gpu=self.gpu)  # one instance: it tracks clocks it locked
 
     def availability(self) -> Availability:
-        return cuda_availability()
+        """CUDA torch, or (for TensorRT alone) TensorRT + pycuda with a visible GPU."""
+        avail = cuda_availability()
+        if avail.ok or importlib.util.find_spec("tensorrt") is None:
+            return avail
+        count = pycuda_device_count()
+        if count:
+            return Availability(True)
+        return avail
 
     def runtimes(self) -> tuple[str, ...]:
         return CUDA_RUNTIMES
 
     def runtime_availability(self) -> dict[str, Availability]:
         trt = importlib.util.find_spec("tensorrt") is not None
+        torch_cuda = cuda_availability()
         return {
-            "torch": Availability(True),
+            "torch": torch_cuda,
             "tensorrt": Availability(trt, "" if trt else "TensorRT is not installed"),
         }
 
