@@ -181,3 +181,118 @@ def _pci_key(bus_id: str) -> tuple[int, ...]:
     domain, bus, rest = bus_id.split(":")
     device, function = rest.split(".")
     return tuple(int(x, 16) for x in (domain, bus, device, function))
+
+
+class FakeJtopService:
+    """The jtop service's state on one board: nvpmodel modes and their power masks,
+    jetson_clocks, board metadata. Changes are applied one interval later (on the next
+    ``ok()``), as jtop's service thread does; a mode whose mask differs from the current
+    one is refused without ``force`` (it needs a reboot) and marked False in ``status``."""
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        current: int,
+        masks: Sequence[int] | None = None,
+        board: dict[str, Any] | None = None,
+        alive: bool = True,
+    ) -> None:
+        self.models = list(models)
+        self.current = current
+        self.masks = list(masks or [0] * len(self.models))
+        self.status = [True] * len(self.models)
+        self.clocks = False
+        self.board = board or {}
+        self.alive = alive
+        self.pending: list[tuple[str, Any]] = []
+        self.log: list[tuple[str, Any]] = []
+
+    def tick(self) -> None:
+        for kind, value in self.pending:
+            self.log.append((kind, value))
+            if kind == "nvp":
+                if self.masks[value] != self.masks[self.current]:
+                    self.status[value] = False
+                else:
+                    self.status[value] = True
+                    self.current = value
+            else:
+                self.clocks = bool(value)
+        self.pending.clear()
+
+    def __call__(self) -> FakeJtop:
+        """The factory ``JtopPowerModes`` takes: a new client connection."""
+        return FakeJtop(self)
+
+
+class JtopException(Exception):
+    """Shape of ``jtop.JtopException`` (raised when the service socket is absent)."""
+
+
+class _FakeNvpmodel:
+    def __init__(self, service: FakeJtopService) -> None:
+        self._s = service
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._s.models)
+
+    @property
+    def name(self) -> str:
+        return self._s.models[self._s.current]
+
+    @property
+    def id(self) -> int:
+        return self._s.current
+
+    @property
+    def status(self) -> list[bool]:
+        return list(self._s.status)
+
+    def is_running(self) -> bool:
+        return bool(self._s.pending)
+
+    def set_nvpmodel_name(self, name: str, force: bool = False) -> None:
+        if name not in self._s.models:
+            raise JtopException(f"NV Power Model {name} does not exists!")
+        if force:
+            raise AssertionError("force=True reboots the board; never used by the harness")
+        if name != self.name:
+            self._s.pending.append(("nvp", self._s.models.index(name)))
+
+
+class FakeJtop:
+    """A jtop client: ``with jtop() as j: j.ok(), j.nvpmodel, j.jetson_clocks, j.board``."""
+
+    def __init__(self, service: FakeJtopService) -> None:
+        self._s = service
+
+    def __enter__(self) -> FakeJtop:
+        if not self._s.alive:
+            raise JtopException(
+                "The jtop.service is not active. Please run: sudo systemctl restart jtop.service"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def ok(self) -> bool:
+        self._s.tick()
+        return self._s.alive
+
+    @property
+    def nvpmodel(self) -> _FakeNvpmodel:
+        return _FakeNvpmodel(self._s)
+
+    @property
+    def jetson_clocks(self) -> bool:
+        return self._s.clocks
+
+    @jetson_clocks.setter
+    def jetson_clocks(self, value: bool) -> None:
+        self._s.pending.append(("clocks", bool(value)))
+
+    @property
+    def board(self) -> dict[str, Any]:
+        return self._s.board
