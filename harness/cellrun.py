@@ -17,8 +17,9 @@ import numpy as np
 
 from harness.artifacts import Artifacts
 from harness.cells import Cell
+from harness.devicetiming import measure_prepared
 from harness.dropout import parse_condition
-from harness.measure import Measurement, measure
+from harness.measure import Measurement
 from harness.power import static_mode
 
 
@@ -106,15 +107,7 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
     export_s = time.perf_counter() - t0
     try:
         with static_mode(target.power_modes(), cell.power_mode):
-            m = measure(
-                runner,
-                batches,
-                profile.measure,
-                synchronize=runner.synchronize,
-                energy_sensor=target.energy_sensor(),
-                memory=target.memory,
-                memory_reset=target.reset_memory_peak,
-            )
+            m, device_extra = measure_prepared(runner, batches, profile.measure, target)
     finally:
         runner.close()
     cols.update(measurement_columns(m))
@@ -126,6 +119,7 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
             "window_s": m.elapsed_s,
             "warmup_n": m.warmup_n,
             "fed_modalities": names,
+            **device_extra,
         }
     )
     return cols, m.latencies_ms

@@ -123,6 +123,10 @@ def _run_cell(cell: Cell, art: Artifacts, target: Any, out_dir: Path) -> CellRes
     try:
         if cell.kind == "replay":
             cols, lat, segs = run_replay_cell(cell, art, target, workdir)
+        elif cell.kind == "model":  # a user's ONNX file (harness/usermodel.py)
+            from harness.usermodel import run_model_cell
+
+            (cols, lat), segs = run_model_cell(cell, art.profile, target, workdir), ()
         else:
             (cols, lat), segs = run_static_cell(cell, art, target, workdir), ()
     except Exception as exc:  # a failed cell must not stop the suite

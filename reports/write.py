@@ -29,6 +29,7 @@ from reports.tables import (
     pareto_table,
     power_mode_table,
 )
+from reports.usermodels import model_table
 from sentryfuse.errors import StoreError
 
 JSON_COLUMNS = ("definition_json", "extra_json", "energy_rails_json")
@@ -49,6 +50,7 @@ def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
         "claims": claims_table(cells),
         "replay_segments": store.replay_segments,
         "failed_cells": failed_cells(cells),
+        "models": model_table(cells),
     }
 
 
@@ -105,6 +107,13 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         "the fine-tuning energy would have paid for."
     )
     be = tables["finetune_energy_break_even"]
+    models = _models_section(tables["models"])
+    if models is not None and ok.empty:  # a `sentryfuse bench` run: only the user's models
+        failed = tables["failed_cells"]
+        failed_sec = Section(
+            "Failed cells", [f"{len(failed)} cell(s) failed."], [("failed", failed)]
+        )
+        return [_provenance(store), models, failed_sec]
     sections = [
         _provenance(store),
         Section("Paper claims vs this run", [energy_note], [("claims", tables["claims"])]),
@@ -153,6 +162,8 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
             ),  # fmt: skip
         ),
     ]
+    if models is not None:
+        sections.insert(1, models)
     replay = Section("Deployment replay")
     segs = store.replay_segments
     for c in store.cells[store.cells["kind"] == "replay"].itertuples(index=False):
@@ -174,6 +185,17 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         Section("Failed cells", [f"{len(failed)} cell(s) failed."], [("failed", failed)])
     )
     return sections
+
+
+def _models_section(table: pd.DataFrame) -> Section | None:
+    if table.empty:
+        return None
+    note = (
+        "Your ONNX models (cells of kind 'model'): latency per query over the timed window, "
+        "inputs already on the device; h2d/compute/d2h are the device's own event timings "
+        f"(blank where the runtime has none). Energy: {energy_provenance(table)}."
+    )
+    return Section("Your models", [note], [("models", table)])
 
 
 def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:

@@ -72,10 +72,17 @@ class OrtRunner(Runner):
 
     runtime = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, order: tuple[str, ...], weights: int) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        order: tuple[str, ...],
+        weights: int,
+        providers: list[str] | None = None,
+    ) -> None:
         self.onnx_path = onnx_path
         self.modalities = order
         self.weights_bytes = weights
+        self.providers = providers or ["CPUExecutionProvider"]
         self.threads = 0
         self._session: Any = None
         self._ensure_session()
@@ -93,14 +100,14 @@ class OrtRunner(Runner):
         opts.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
-                str(self.onnx_path), opts, providers=["CPUExecutionProvider"]
+                str(self.onnx_path), opts, providers=self.providers
             )
         except Exception as exc:
             raise TargetError(f"onnxruntime could not load {self.onnx_path.name}: {exc}") from exc
         self.threads = threads
 
     def prepare(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {m: np.ascontiguousarray(inputs[m], dtype=np.float32) for m in self.modalities}
+        return {m: np.ascontiguousarray(inputs[m]) for m in self.modalities}
 
     def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
         self._ensure_session()
