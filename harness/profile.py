@@ -187,6 +187,8 @@ def _measure(s: Section) -> MeasureSettings:
         batch_size=s.int("batch_size", d.batch_size, minimum=1),
         percentiles=s.floats("percentiles", default=d.percentiles),
         cv_warn=s.float("cv_warn", d.cv_warn, minimum=0.0),
+        trials=s.int("trials", d.trials, minimum=1),
+        max_trial_spread=s.float("max_trial_spread", d.max_trial_spread, minimum=0.0),
     )
     for i, p in enumerate(m.percentiles):
         if not 0.0 < p < 100.0:

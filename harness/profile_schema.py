@@ -45,6 +45,10 @@ class MeasureSettings:
     batch_size: int = 1  # SingleStream: one query = one sample
     percentiles: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
     cv_warn: float = 0.10  # trtexec warns at 1%; CPUs under a shared OS rarely get there
+    # Replication (harness.trials): a cell is `trials` windows interleaved with its group;
+    # it is stable when the relative MAD of its trial medians is at most max_trial_spread.
+    trials: int = 5
+    max_trial_spread: float = 0.05
 
 
 @dataclass(frozen=True)

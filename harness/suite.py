@@ -2,15 +2,16 @@
 
 Everything that can be wrong with the input (profile, unavailable target, unknown
 sensor in a condition, an existing store without ``--resume``) is found in the
-preflight, before the store is opened, so bad input writes nothing. After that a
-failing cell is stored as 'failed' with a one-line error (its traceback goes to
-``OUT/errors/``) and the suite goes on; the caller turns "some failed" into exit code 1.
+preflight, before the store is opened, so bad input writes nothing. Cells then run in
+groups (harness.cellgroup: prepared together, measured in interleaved trials), and each
+cell of a group is committed in its own transaction. A failing cell is stored as
+'failed' with a one-line error (its traceback goes to ``OUT/errors/``) and the suite
+goes on; the caller turns "some failed" into exit code 1.
 """
 
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,11 @@ from typing import Any
 
 from harness import registry
 from harness.artifacts import Artifacts
+from harness.cellgroup import plan_groups, run_cell_group
 from harness.cells import Cell, expand
 from harness.dropout import parse_condition
 from harness.profile_schema import Profile
-from harness.store import STORE_NAME, CellResult, Store, utc_now
+from harness.store import STORE_NAME, Store
 from sentryfuse.errors import HarnessError, ProfileError, SentryFuseError, TargetError
 
 
@@ -97,61 +99,22 @@ def run_suite(
         done = store.finished_keys()
         todo = [c for c in cells if c.key not in done]
         bar = _bar(len(todo), progress)
-        for cell in todo:
-            bar.set_postfix_str(cell.label()[:60], refresh=False)
-            result = _run_cell(cell, art, targets[cell.target], out_dir)
-            store.commit_cell(run_id, cell.key, cell.kind, cell.definition, result)
-            if result.status == "ok":
-                ok += 1
-            else:
-                failures.append((cell.label(), result.error or ""))
-                bar.write(f"cell failed: {cell.label()}: {result.error}", file=sys.stderr)
-            bar.update(1)
+        for group in plan_groups(todo):
+            bar.set_postfix_str(group[0].label()[:60], refresh=False)
+            results = run_cell_group(group, art, targets[group[0].target], out_dir)
+            for cell, result in zip(group, results, strict=True):
+                store.commit_cell(run_id, cell.key, cell.kind, cell.definition, result)
+                if result.status == "ok":
+                    ok += 1
+                else:
+                    failures.append((cell.label(), result.error or ""))
+                    bar.write(f"cell failed: {cell.label()}: {result.error}", file=sys.stderr)
+                bar.update(1)
         bar.close()
         store.end_run(run_id)
     return SuiteSummary(
         len(cells), len(cells) - len(todo), ok, len(failures), store_path, tuple(failures)
     )
-
-
-def _run_cell(cell: Cell, art: Artifacts, target: Any, out_dir: Path) -> CellResult:
-    from harness.cellrun import run_static_cell
-    from harness.replay import run_replay_cell
-
-    started = utc_now()
-    workdir = out_dir / "work" / cell.key[:16]
-    try:
-        if cell.kind == "replay":
-            cols, lat, segs = run_replay_cell(cell, art, target, workdir)
-        elif cell.kind == "model":  # a user's ONNX file (harness/usermodel.py)
-            from harness.usermodel import run_model_cell
-
-            (cols, lat), segs = run_model_cell(cell, art.profile, target, workdir), ()
-        else:
-            (cols, lat), segs = run_static_cell(cell, art, target, workdir), ()
-    except Exception as exc:  # a failed cell must not stop the suite
-        return CellResult(
-            "failed",
-            started,
-            utc_now(),
-            error=_one_line(exc),
-            columns={"extra_json": _log_traceback(out_dir, cell, exc)},
-        )
-    return CellResult("ok", started, utc_now(), columns=cols, latencies_ms=lat, segments=segs)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"{type(exc).__name__}: {text}"[:500]
-
-
-def _log_traceback(out_dir: Path, cell: Cell, exc: BaseException) -> str:
-    import json
-
-    path = out_dir / "errors" / f"{cell.key[:16]}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cell.label() + "\n" + "".join(traceback.format_exception(exc)))
-    return json.dumps({"traceback_file": str(path)})
 
 
 def _bar(total: int, progress: bool | None) -> Any:

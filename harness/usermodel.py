@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,66 @@ def model_cells(profile: Profile) -> list[Cell]:
     return cells
 
 
-def run_model_cell(cell: Cell, profile: Profile, target: Any, workdir: Path) -> tuple[dict, tuple]:
-    """Build the runner for the model file, measure it under the cell's power mode."""
-    from harness.cellrun import measurement_columns
-    from harness.devicetiming import measure_prepared
+def run_model_group(
+    cells: Sequence[Cell], profile: Profile, target: Any, out_dir: Path
+) -> list[Any]:
+    """Build a runner per model file, measure them interleaved in trials under the
+    group's power mode (``harness.trials``), one ``CellResult`` per cell, in order."""
+    from harness.cellgroup import failed_result
+    from harness.cellrun import cell_measurement_columns, trial_rows
+    from harness.devicetiming import window_start
     from harness.power import static_mode
+    from harness.store import CellResult, utc_now
+    from harness.trials import Subject, measure_interleaved
+
+    started = [utc_now() for _ in cells]
+    results: list[Any] = [None] * len(cells)
+    built: list[tuple[int, Any, list, dict]] = []
+    try:
+        for i, cell in enumerate(cells):
+            try:
+                built.append((i, *_build(cell, profile, out_dir / "work" / cell.key[:16])))
+            except Exception as exc:  # a model that fails to build must not stop the others
+                results[i] = failed_result(cell, started[i], exc, out_dir)
+        if built:
+            subjects = [
+                Subject(
+                    runner,
+                    batches,
+                    synchronize=runner.synchronize,
+                    energy_sensor=target.energy_sensor(),
+                    memory=target.memory,
+                    memory_reset=window_start(target, runner),
+                )
+                for _, runner, batches, _ in built
+            ]
+            try:
+                with static_mode(target.power_modes(), cells[0].power_mode):
+                    measured = measure_interleaved(
+                        subjects, profile.measure, seed=int(cells[0].key[:8], 16)
+                    )
+            except Exception as exc:  # e.g. the power mode could not be set
+                measured = [exc] * len(built)
+            for (i, runner, _, extra), m in zip(built, measured, strict=True):
+                if isinstance(m, Exception):
+                    results[i] = failed_result(cells[i], started[i], m, out_dir)
+                    continue
+                results[i] = CellResult(
+                    "ok",
+                    started[i],
+                    utc_now(),
+                    columns=_columns(m, runner, extra, cell_measurement_columns),
+                    latencies_ms=m.latencies_ms,
+                    trials=trial_rows(m),
+                    latency_trials=m.sample_trials,
+                )
+    finally:
+        for _, runner, _, _ in built:
+            runner.close()
+    return results
+
+
+def _build(cell: Cell, profile: Profile, workdir: Path) -> tuple[Any, list, dict]:
     from targets.onnx_file import example_batches, onnx_file_runner, read_onnx_inputs
 
     model = next(m for m in profile.models if m.name == cell.backbone)
@@ -114,28 +170,34 @@ def run_model_cell(cell: Cell, profile: Profile, target: Any, workdir: Path) -> 
     runner = onnx_file_runner(
         cell.target, Path(model.path), shapes, cell.runtime, workdir, example=batches[0]
     )
-    export_s = time.perf_counter() - t0
-    try:
-        with static_mode(target.power_modes(), cell.power_mode):
-            m, device_extra = measure_prepared(runner, batches, profile.measure, target)
-    finally:
-        runner.close()
+    extra = {
+        "export_s": time.perf_counter() - t0,
+        "model_path": model.path,
+        "model_sha256": model.sha256,
+        "shapes": {k: list(v) for k, v in shapes.items()},
+        "batch": model.batch,
+    }
+    return runner, batches, extra
+
+
+def _columns(m: Any, runner: Any, extra: dict, measurement_columns: Any) -> dict[str, Any]:
+    from harness.devicetiming import device_extra
+
     cols = measurement_columns(m)
     cols["weights_mb"] = runner.weights_bytes / 1e6 if runner.weights_bytes else None
+    window_s = sum(t.elapsed_s for t in m.trials)
+    warnings = [] if m.unstable_reason is None else [f"unstable: {m.unstable_reason}"]
     cols["extra_json"] = json.dumps(
         {
-            "warnings": list(m.warnings),
-            "export_s": export_s,
-            "window_s": m.elapsed_s,
+            "warnings": warnings,
+            **extra,
+            "window_s": window_s,
             "warmup_n": m.warmup_n,
-            "model_path": model.path,
-            "model_sha256": model.sha256,
-            "shapes": {k: list(v) for k, v in shapes.items()},
-            "throughput_per_s": model.batch * m.stats.n / m.elapsed_s if m.elapsed_s else None,
-            **device_extra,
+            "throughput_per_s": extra["batch"] * m.pooled.n / window_s if window_s else None,
+            **device_extra(runner),
         }
     )
-    return cols, m.latencies_ms
+    return cols
 
 
 def parse_model_grid(s: Section, target_factory: Any) -> Any:

@@ -18,7 +18,7 @@ import pandas as pd
 from sentryfuse.errors import StoreError
 
 STORE_FILENAME = "results.sqlite"
-SUPPORTED_USER_VERSIONS = (1,)
+SUPPORTED_USER_VERSIONS = (1, 2)  # v2 (trials, intervals) adds tables/columns only
 
 # Columns the reports read; extra columns in the store are fine (forward compatible).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {

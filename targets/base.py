@@ -49,6 +49,7 @@ class EnergyReading:
     elapsed_s: float
     update_interval_ms: float | None = None
     warnings: tuple[str, ...] = ()  # e.g. window shorter than the sensor's update period
+    model: str | None = None  # an estimate's power model, e.g. "cpu-active-cores-v1: ..."
 
 
 @dataclass(frozen=True)

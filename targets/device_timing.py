@@ -16,22 +16,26 @@ KINDS = ("h2d_ms", "compute_ms", "d2h_ms")
 
 
 class DeviceTimings:
-    """Lists of per-query times (ms); ``h2d_ms`` counts every prepared batch, the others
-    only queries since the last ``mark_window``."""
+    """Lists of per-query times (ms). ``h2d_ms`` counts every prepared batch; compute and
+    D2H samples taken before the first ``mark_window`` (export checks, warm-up) are
+    dropped, and every query from then on counts (the harness runs a runner only inside
+    its timed windows after warm-up, trial after trial)."""
 
     def __init__(self) -> None:
         self.samples: dict[str, list[float]] = {k: [] for k in KINDS}
-        self._start = dict.fromkeys(KINDS, 0)
+        self._marked = False
 
     def add(self, kind: str, ms: float) -> None:
         self.samples[kind].append(float(ms))
 
     def mark_window(self) -> None:
-        for kind in ("compute_ms", "d2h_ms"):
-            self._start[kind] = len(self.samples[kind])
+        if not self._marked:
+            self.samples["compute_ms"].clear()
+            self.samples["d2h_ms"].clear()
+            self._marked = True
 
     def window(self) -> dict[str, list[float]]:
-        return {k: v[self._start[k] :] for k, v in self.samples.items() if v[self._start[k] :]}
+        return {k: list(v) for k, v in self.samples.items() if v}
 
 
 def summarize(timings: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.devicetiming import measure_prepared
+from harness.devicetiming import device_extra, window_start
 from harness.profile_schema import MeasureSettings
+from harness.trials import Subject, measure_trials
 from targets.base import MemoryReading, Runner
 from targets.device_timing import DeviceTimings
 
@@ -90,24 +91,26 @@ def test_transfers_are_outside_the_compute_window():
     runner = FakeGpuRunner(clock)
     target = NoSensorTarget()
     batches = [{"x": np.zeros((1, 4), np.float32)} for _ in range(3)]
-    settings = MeasureSettings(warmup_s=0.0, warmup_n=4, min_duration_s=0.0, min_count=25)
-    m, extra = measure_prepared(runner, batches, settings, target, clock=clock)
+    settings = MeasureSettings(warmup_s=0.0, warmup_n=4, min_duration_s=0.0, min_count=25, trials=3)
+    subject = Subject(runner, batches, memory_reset=window_start(target, runner))
+    m = measure_trials(subject, settings, clock=clock)
     assert runner.raw_calls == 0  # every timed query got a device-resident batch
-    assert m.latencies_ms == pytest.approx([(COMPUTE_NS + D2H_NS) / 1e6] * 25)
-    assert m.elapsed_s == pytest.approx(25 * (COMPUTE_NS + D2H_NS) / 1e9)
-    t = extra["device_timings_ms"]
+    assert m.latencies_ms == pytest.approx([(COMPUTE_NS + D2H_NS) / 1e6] * 75)
+    assert all(t.elapsed_s == pytest.approx(25 * (COMPUTE_NS + D2H_NS) / 1e9) for t in m.trials)
+    t = device_extra(runner)["device_timings_ms"]
     assert t["h2d_ms"]["n"] == 3 and t["h2d_ms"]["mean"] == pytest.approx(5.0)
-    assert t["compute_ms"]["n"] == 25 and t["compute_ms"]["p50"] == pytest.approx(1.0)
-    assert t["d2h_ms"]["n"] == 25 and t["d2h_ms"]["max"] == pytest.approx(0.25)
-    assert target.resets == 1 and extra["inputs_prepared"] is True
+    assert t["compute_ms"]["n"] == 75 and t["compute_ms"]["p50"] == pytest.approx(1.0)  # no warm-up
+    assert t["d2h_ms"]["n"] == 75 and t["d2h_ms"]["max"] == pytest.approx(0.25)
+    assert target.resets == 3  # one memory-peak reset per trial window
 
 
 def test_without_prepare_the_copy_would_land_in_every_query():
-    """The control: the same runner fed raw batches pays H2D inside each query."""
-    from harness.measure import measure
+    """The control: the same runner called on raw batches pays H2D inside each query."""
+    from harness.measure import timed_window
 
     clock = FakeClock()
     runner = FakeGpuRunner(clock)
     settings = MeasureSettings(warmup_s=0.0, warmup_n=0, min_duration_s=0.0, min_count=5)
-    m = measure(runner, [{"x": np.zeros((1, 4), np.float32)}], settings, clock=clock)
+    raw = [{"x": np.zeros((1, 4), np.float32)}]
+    m = timed_window(runner, raw, settings, sync=lambda: None, clock=clock, warmup=(0, 0.0))
     assert m.latencies_ms == pytest.approx([(H2D_NS + COMPUTE_NS + D2H_NS) / 1e6] * 5)

@@ -47,8 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: runs/bench-<model>")
     parser.add_argument("--name", default=None, help="the model's name in the store")
     parser.add_argument("--warmup-s", type=float, default=0.2, help="warm-up seconds (0.2)")
-    parser.add_argument("--duration-s", type=float, default=3.0, help="minimum window (3 s)")
-    parser.add_argument("--min-count", type=int, default=100, help="minimum queries (100)")
+    parser.add_argument(
+        "--duration-s", type=float, default=1.0, help="minimum seconds per trial window (1)"
+    )
+    parser.add_argument(
+        "--min-count", type=int, default=100, help="minimum queries per trial (100)"
+    )
+    parser.add_argument(
+        "--trials", type=int, default=5, help="independent timed windows per power mode (5)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue an existing --out")
 
 
@@ -98,6 +105,7 @@ def bench_raw_profile(args: argparse.Namespace) -> dict[str, Any]:
             "warmup_s": args.warmup_s,
             "min_duration_s": args.duration_s,
             "min_count": args.min_count,
+            "trials": args.trials,
             "batch_size": args.batch,
         },
     }
