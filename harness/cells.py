@@ -163,7 +163,7 @@ _ASSUMED_LATENCY_S = 0.002
 def estimate_seconds(profile: Profile, cells: list[Cell]) -> float:
     """Rough wall time: training per checkpoint + per-cell prune/eval/export/measure."""
     m = profile.measure
-    ckpts = {(c.dataset, c.backbone, c.attention, c.seed) for c in cells}
+    ckpts = {(c.dataset, c.backbone, c.attention, c.seed) for c in cells if c.kind != "model"}
     t = profile.train
     steps = _SCORER_DEFAULT_STEPS if t.scorer_final_steps is None else t.scorer_final_steps
     per_ckpt = t.epochs * _TRAIN_S_PER_EPOCH[t.size] + steps * _SCORER_S_PER_STEP[t.size]

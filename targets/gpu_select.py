@@ -150,11 +150,12 @@ def runtime_cuda_ids(ordinal: int) -> tuple[str | None, str | None] | None:
         if torch.version.cuda is not None and torch.cuda.is_available():
             props = torch.cuda.get_device_properties(ordinal)
             uuid = getattr(props, "uuid", None)
-            bus = None
-            if hasattr(props, "pci_bus_id"):
+            try:  # recent torch exposes the PCI location; older builds only the UUID
                 bus = (
                     f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
                 )
+            except AttributeError:
+                bus = None
             return (f"GPU-{uuid}" if uuid is not None else None), bus
     except Exception:
         pass
