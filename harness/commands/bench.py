@@ -163,24 +163,30 @@ def print_summary(store_path: Path) -> None:
         rows = db.execute(
             "SELECT backbone, target, runtime, power_mode, status, latency_ms_p50, "
             "latency_ms_p90, latency_ms_p99, latency_ms_mean, latency_cv, latency_n, "
-            "energy_mj_per_inference, energy_source, extra_json FROM cells "
+            "energy_mj_per_inference, energy_source, extra_json, latency_ms_p50_ci_lo, "
+            "latency_ms_p50_ci_hi, trials, unstable_reason FROM cells "
             "WHERE kind = 'model' ORDER BY rowid"
         ).fetchall()
     finally:
         db.close()
-    for name, target, runtime, mode, status, p50, p90, p99, mean, cv, n, mj, src, extra in rows:
+    for row in rows:
+        name, target, runtime, mode, status, p50, p90, p99, mean, cv, n, mj, src, extra = row[:14]
+        lo, hi, trials, unstable = row[14:]
         head = f"{name} {target}/{runtime}/{mode}:"
         if status != "ok":
             print(f"{head} failed")
             continue
         x = json.loads(extra or "{}")
+        ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
         line = (
-            f"{head} latency p50 {p50:.3f} ms, p90 {p90:.3f}, p99 {p99:.3f}, mean {mean:.3f} "
-            f"(CV {cv:.1%}, n={n}); throughput {x.get('throughput_per_s') or 0:.1f}/s"
+            f"{head} latency p50 {p50:.3f} ms{ci}, p90 {p90:.3f}, p99 {p99:.3f}, mean {mean:.3f} "
+            f"(n={n}, {trials} trials); throughput {x.get('throughput_per_s') or 0:.1f}/s"
         )
         if mj is not None:
             line += f"; energy {mj:.3f} mJ/query ({src})"
         print(line)
+        if unstable:
+            print(f"    UNSTABLE: {unstable}")
         for kind, s in x.get("device_timings_ms", {}).items():
             print(
                 f"    {kind.removesuffix('_ms')}: mean {s['mean']:.4f} ms, p50 {s['p50']:.4f}, "
