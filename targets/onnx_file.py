@@ -9,7 +9,8 @@ parity-checked against ONNX Runtime on CPU before they are timed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import numpy as np
 
 from sentryfuse.errors import TargetError, unknown_name
 from targets.base import Runner
+from targets.cpu_runners import OrtRunner
+from targets.device_timing import DeviceTimings
 
 ONNX_FILE_RUNTIMES = {
     "cpu": ("onnxruntime",),
@@ -77,8 +80,8 @@ def read_onnx_inputs(path: Path) -> tuple[list[OnnxInput], list[str]]:
 def resolve_shapes(
     inputs: list[OnnxInput], batch: int, overrides: Mapping[str, tuple[int, ...]]
 ) -> dict[str, tuple[int, ...]]:
-    """Concrete shapes: ``overrides`` win; a symbolic first dim is ``batch``; any other
-    symbolic dim is an error naming the flag that fixes it."""
+    """Concrete shapes: ``overrides`` win; a symbolic first dim is ``batch`` (fixed
+    inputs keep theirs); any other symbolic dim is an error naming the flag to fix it."""
     names = [i.name for i in inputs]
     for name in overrides:
         if name not in names:
@@ -98,11 +101,6 @@ def resolve_shapes(
         dims = list(inp.dims)
         if dims and isinstance(dims[0], str):
             dims[0] = batch
-        elif dims and batch != 1 and dims[0] != batch:
-            raise TargetError(
-                f"input '{inp.name}' has a fixed batch of {dims[0]}; drop --batch or re-export "
-                "with a dynamic batch axis"
-            )
         free = [d for d in dims if isinstance(d, str)]
         if free:
             example = "x".join(str(d) if isinstance(d, int) else "N" for d in dims)
@@ -111,6 +109,12 @@ def resolve_shapes(
                 f"give its shape with --shape {inp.name}={example}"
             )
         out[inp.name] = tuple(int(d) for d in dims)
+    batched = [i for i in inputs if i.dims and isinstance(i.dims[0], str)]
+    if batch != 1 and not batched:
+        raise TargetError(
+            f"no input has a dynamic batch axis (dims {[list(i.dims) for i in inputs]}); drop "
+            "--batch or re-export the model with a dynamic first dimension"
+        )
     return out
 
 
@@ -150,8 +154,6 @@ def onnx_file_runner(
     order = tuple(shapes)
     weights = Path(path).stat().st_size
     if runtime == "onnxruntime":
-        from targets.cpu_runners import OrtRunner
-
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -163,7 +165,9 @@ def onnx_file_runner(
             raise TargetError(
                 f"onnxruntime here has no {providers[0]} (install onnxruntime-gpu for CUDA)"
             )
-        return OrtRunner(Path(path), order, weights, providers=providers)
+        if target == "cpu":
+            return OrtRunner(Path(path), order, weights, providers=providers)
+        return OrtDeviceRunner(Path(path), order, weights, providers=providers, device="cuda")
     from targets.tensorrt_engine import TensorRTRunner, build_engine
 
     engine = build_engine(Path(path), shapes, max(s[0] for s in shapes.values()), exact_shapes=True)
@@ -175,10 +179,72 @@ def onnx_file_runner(
     return runner
 
 
+class DeviceBoundInputs(dict):
+    """``{input name: OrtValue}`` already on the session's device (``prepare``'s result)."""
+
+
+class OrtDeviceRunner(OrtRunner):
+    """ONNX Runtime with I/O binding: inputs copied to ``device`` once in ``prepare``,
+    outputs bound on the device and copied back per query, so H2D, compute and D2H are
+    timed apart as for TensorRT. ORT's copies and ``run_with_iobinding`` return when
+    the work is done, so a host clock brackets each part; it is a parameter for tests."""
+
+    def __init__(
+        self,
+        onnx_path: Path,
+        order: tuple[str, ...],
+        weights: int,
+        providers: list[str] | None = None,
+        device: str = "cuda",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        super().__init__(onnx_path, order, weights, providers=providers)
+        self.device = device
+        self.clock = clock
+        self.timings = DeviceTimings()
+        self.outputs = [o.name for o in self._session.get_outputs()]
+
+    def prepare(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        if isinstance(inputs, DeviceBoundInputs):
+            return inputs
+        import onnxruntime as ort
+
+        t0 = self.clock()
+        bound = DeviceBoundInputs(
+            (m, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(inputs[m]), self.device, 0))
+            for m in self.modalities
+        )
+        self.timings.add("h2d_ms", (self.clock() - t0) * 1e3)
+        return bound
+
+    def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
+        if not isinstance(inputs, DeviceBoundInputs):
+            return super().__call__(inputs)  # raw host arrays: ORT copies inside the query
+        self._ensure_session()
+        binding = self._session.io_binding()
+        for name, value in inputs.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in self.outputs:
+            binding.bind_output(name, self.device, 0)
+        t0 = self.clock()
+        self._session.run_with_iobinding(binding)
+        t1 = self.clock()
+        out = binding.copy_outputs_to_cpu()[0]
+        t2 = self.clock()
+        self.timings.add("compute_ms", (t1 - t0) * 1e3)
+        self.timings.add("d2h_ms", (t2 - t1) * 1e3)
+        return out
+
+    def mark_window(self) -> None:
+        self.timings.mark_window()
+
+    def device_timings_ms(self) -> Mapping[str, list[float]]:
+        return self.timings.window()
+
+
 def _check_against_ort(runner: Runner, path: Path, order: tuple[str, ...], example: Any) -> None:
     """Polygraphy-style: the engine must agree with ONNX Runtime on CPU before timing."""
     try:
-        from targets.cpu_runners import OrtRunner
         from targets.export import check_parity
 
         reference = OrtRunner(path, order, 0)(example)
