@@ -168,7 +168,7 @@ def estimate_seconds(profile: Profile, cells: list[Cell]) -> float:
     steps = _SCORER_DEFAULT_STEPS if t.scorer_final_steps is None else t.scorer_final_steps
     per_ckpt = t.epochs * _TRAIN_S_PER_EPOCH[t.size] + steps * _SCORER_S_PER_STEP[t.size]
     total = len(ckpts) * per_ckpt
-    per_measure = m.warmup_s + max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
+    per_measure = m.warmup_s + m.trials * max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
     for c in cells:
         total += _EVAL_S + _EXPORT_S + (0 if c.method == "dense" else _PRUNE_S)
         if c.finetuned:

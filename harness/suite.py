@@ -84,10 +84,13 @@ def run_suite(
     resume: bool = False,
     target_factory: Callable[[str], Any] | None = None,
     progress: bool | None = None,
+    select: Callable[[list[Cell]], list[Cell]] | None = None,
 ) -> SuiteSummary:
-    """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``."""
+    """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``
+    (``select``: only these cells, e.g. one ``--shard``)."""
     factory = target_factory or registry.default_target_factory
     cells, targets, art = preflight(profile, out_dir, resume=resume, target_factory=factory)
+    cells = select(cells) if select else cells
     store_path = out_dir / STORE_NAME
     fingerprints = {name: t.fingerprint() for name, t in targets.items()}
     failures: list[tuple[str, str]] = []

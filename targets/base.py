@@ -44,7 +44,7 @@ class EnergyReading:
     total_mj: float
     rails_mj: Mapping[str, float]
     source: EnergySource
-    sensor: str  # e.g. "rapl", "nvml-total-energy", "ina3221-sysfs", "cpu-time-estimate"
+    sensor: str  # e.g. "rapl", "nvml-total-energy", "ina3221-sysfs", "cpu-active-cores-estimate"
     samples: int
     elapsed_s: float
     update_interval_ms: float | None = None

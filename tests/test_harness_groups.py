@@ -111,3 +111,31 @@ def test_group_interrupted_after_some_commits_resumes_the_rest(profile, tmp_path
             "SELECT trial, count(*) FROM latency_samples WHERE cell_key=? GROUP BY trial", (key,)
         ).fetchall()
         assert n_samples == [(t[0], t[2]) for t in trials]
+
+
+def test_remeasure_interleaved_two_runs_and_missing_artefacts(profile, tmp_path):
+    import shutil
+
+    from harness.remeasure import remeasure_interleaved
+    from sentryfuse.errors import HarnessError
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert run_suite(profile, out, progress=False).ok == 6
+    got = remeasure_interleaved(a, b, trials=4)
+    assert len(got) == 6 and all(r.error is None for r in got)
+    db = sqlite3.connect(b / STORE_NAME)
+    keys_b = {k for (k,) in db.execute("SELECT cell_key FROM cells")}
+    for r in got:
+        assert r.baseline_key == r.candidate_key and r.candidate_key in keys_b  # same definition
+        assert len(r.baseline_p50_ms) == len(r.candidate_p50_ms) == 4
+        assert all(x > 0 for x in r.baseline_p50_ms + r.candidate_p50_ms)
+        assert all(e is not None and e > 0 for e in r.baseline_energy_mj + r.candidate_energy_mj)
+    one = remeasure_interleaved(a, b, pairs=[(got[0].baseline_key, got[0].candidate_key)])
+    assert len(one) == 1 and len(one[0].baseline_p50_ms) == 3  # the cells' own trials
+    shutil.rmtree(b / "checkpoints")
+    with pytest.raises(HarnessError, match="is not on disk") as exc:
+        remeasure_interleaved(a, b)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(HarnessError, match="no results.sqlite"):
+        remeasure_interleaved(a, tmp_path / "nowhere")

@@ -32,17 +32,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="list the cells and estimate the wall time; run nothing",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="run the cells on a Ray cluster: HOST:PORT of its head, or local:N for a "
+        "throwaway local cluster of N simulated CPU devices (docs: README, 'Fleet')",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="run only shard I of N (cells split by content hash); join with `sentryfuse merge`",
+    )
 
 
 def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None = None) -> int:
     """``target_factory`` is for in-process callers (tests inject a target); not a CLI flag."""
     profile = load_profile(args.profile, target_factory=target_factory)
     out_dir = args.out or Path("runs") / profile.name
+    shard, cluster = getattr(args, "shard", None), getattr(args, "cluster", None)
+    select = None
+    if shard:
+        from harness.shard import shard_filter
+
+        select = shard_filter(shard)
     if args.dry_run:
-        return _dry_run(profile, out_dir)
+        return _dry_run(profile, out_dir, select)
     from harness.suite import run_suite, write_report
 
-    summary = run_suite(profile, out_dir, resume=args.resume, target_factory=target_factory)
+    if cluster:
+        from harness.fleet.driver import run_fleet_suite
+
+        summary = run_fleet_suite(profile, out_dir, cluster, resume=args.resume, select=select)
+    else:
+        summary = run_suite(
+            profile, out_dir, resume=args.resume, target_factory=target_factory, select=select
+        )
     print(
         f"{profile.name}: {summary.total} cells: {summary.ok} ran ok, {summary.failed} failed, "
         f"{summary.skipped} already finished; store {summary.store_path}"
@@ -61,8 +87,9 @@ def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None
     return 1 if summary.failed else 0
 
 
-def _dry_run(profile: Any, out_dir: Path) -> int:
+def _dry_run(profile: Any, out_dir: Path, select: Callable | None = None) -> int:
     cells = expand(profile)
+    cells = select(cells) if select else cells
     store_path = out_dir / STORE_NAME
     done: set[str] = set()
     if store_path.exists():
