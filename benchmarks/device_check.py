@@ -1,7 +1,7 @@
 """GPU benchmark for scripts/device-check.sh: torch CUDA, ONNX Runtime CUDA, TensorRT.
 
 One small CNN (unrelated to SentryFuse, seeded) exported to ONNX, then measured through
-the harness's own paths — the cuda target's torch runner with ``measure_prepared``, and
+the harness's own paths — the cuda target's torch runner measured in trials (``harness.trials``), and
 ``sentryfuse bench`` for ONNX Runtime's CUDA provider and TensorRT — so the figures
 printed are the ones a user's run would store: p50/p99 latency per query (inputs on the
 device), and the device's own H2D / compute / D2H event timings. A runtime that is not
@@ -41,8 +41,9 @@ class CNN(torch.nn.Module):
 
 
 def torch_cuda(model: CNN, batch: int, duration_s: float) -> dict:
-    from harness.devicetiming import measure_prepared
+    from harness.devicetiming import device_extra, window_start
     from harness.profile_schema import MeasureSettings
+    from harness.trials import Subject, measure_trials
     from targets import get_target
 
     target = get_target("cuda")
@@ -53,11 +54,17 @@ def torch_cuda(model: CNN, batch: int, duration_s: float) -> dict:
         "image": np.random.default_rng(0).standard_normal((batch, 3, 64, 64)).astype(np.float32)
     }
     runner = target.export(model, example, "torch", Path("."))
-    settings = MeasureSettings(warmup_s=0.2, min_duration_s=duration_s, min_count=100)
-    m, extra = measure_prepared(runner, [example], settings, target)
+    settings = MeasureSettings(warmup_s=0.2, min_duration_s=duration_s / 5, min_count=100)
+    subject = Subject(
+        runner, [example], synchronize=runner.synchronize, energy_sensor=target.energy_sensor(),
+        memory=target.memory, memory_reset=window_start(target, runner),
+    )  # fmt: skip
+    m = measure_trials(subject, settings)
+    extra = device_extra(runner)
     return {
-        "p50_ms": m.stats.p(50), "p99_ms": m.stats.p(99), "n": m.stats.n,
-        "energy_mj_per_query": m.energy_mj_per_inference, "energy_source": m.energy_source,
+        "p50_ms": m.latency_ms_p50, "p99_ms": m.latency_ms_p99, "n": m.pooled.n,
+        "trials": len(m.trials), "unstable": m.unstable_reason,
+        "energy_mj_per_query": m.energy_mj_per_inference, "energy_source": m.window.energy_source,
         **extra, "fingerprint": target.fingerprint(),
     }  # fmt: skip
 
