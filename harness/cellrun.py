@@ -23,6 +23,7 @@ from harness.devicetiming import device_extra, window_start
 from harness.dropout import parse_condition
 from harness.intervals import wilson_interval
 from harness.measure import Measurement
+from harness.offline import OFFLINE, per_sample
 from harness.store import TrialRow
 from harness.trials import CellMeasurement, Subject
 
@@ -119,7 +120,7 @@ def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) 
     ci = wilson_interval(round(acc * len(ds.test)), len(ds.test))
     cols["accuracy_ci_lo"], cols["accuracy_ci_hi"] = (ci.lo, ci.hi) if ci else (None, None)
     names = fed_modalities(model, cond.static_present(ds.modality_names))
-    batches = prebuilt_batches(ds.test, names, profile.measure.batch_size)
+    batches = prebuilt_batches(ds.test, names, cell.batch_size)
     cols["params"] = int(count_params(model))
     cols["gflops"] = float(count_gflops(model, _torch_inputs(batches[0], 1)))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -145,18 +146,25 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
     cols.update(cell_measurement_columns(m))
     cols["weights_mb"] = p.runner.weights_bytes / 1e6 if p.runner.weights_bytes else None
     ci = m.latency_ms_p50_ci
+    figures: dict[str, float] = {}
+    window_s = sum(t.elapsed_s for t in m.trials)
+    if p.cell.scenario == OFFLINE:  # per-sample figures (harness/offline.py)
+        cols, figures = per_sample(cols, p.cell.batch_size, m.pooled.n, window_s)
     cols["extra_json"] = json.dumps(
         {
             "warnings": _warnings(m),
             "export_s": p.export_s,
-            "window_s": sum(t.elapsed_s for t in m.trials),
+            "window_s": window_s,
             "warmup_n": m.warmup_n,
             "fed_modalities": p.fed,
             "ci_coverage": ci.coverage if ci else None,
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
             **device_extra(p.runner),
+            "batch_size": p.cell.batch_size,
+            "scenario": p.cell.scenario,
         }
+        | figures
     )
     return cols
 

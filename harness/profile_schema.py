@@ -26,6 +26,8 @@ class Grid:
     runtimes: tuple[str, ...]
     power_modes: tuple[tuple[str, tuple[str, ...]], ...]  # ((target, (mode, ...)), ...)
     seeds: tuple[int, ...]
+    batch_sizes: tuple[int, ...] = ()  # () = [measure] batch_size only
+    scenarios: tuple[str, ...] = ()  # () = single-stream only; 'offline' (harness/offline.py)
 
     def conditions_for(self, dataset: str) -> tuple[str, ...]:
         return dict(self.conditions)[dataset]
@@ -104,9 +106,16 @@ class ReplaySettings:
     rate_hz: float  # stream samples per second of stream time (simulated, not slept)
     deadline_ms: float
     policy: tuple[tuple[str, float], ...]  # ((power mode, sparsity), ...)
+    # ((power mode, 'deadline_ms' | 'energy_mj', value), ...): a target per mode, met by
+    # the least pruning a measured latency model allows (harness/policy.py)
+    budgets: tuple[tuple[str, str, float], ...] = ()
 
     def sparsity_for(self, mode: str) -> float:
         return dict(self.policy)[mode]
+
+    def budget_for(self, mode: str) -> tuple[str, float] | None:
+        """(kind, value) when ``mode`` has a target rather than a fixed sparsity."""
+        return next(((k, v) for m, k, v in self.budgets if m == mode), None)
 
 
 @dataclass(frozen=True)

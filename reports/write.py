@@ -7,10 +7,11 @@ a half-written one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +33,36 @@ from reports.tables import (
 from reports.usermodels import model_table
 from reports.verdict import UNSTABLE, unstable_badge, verdict_tables
 from sentryfuse.errors import StoreError
+from sentryfuse.outpath import check_can_create
 
 JSON_COLUMNS = ("definition_json", "extra_json", "energy_rails_json")
+# A file in every report folder we write: a folder is replaced only when it holds this
+# (or is empty, or is a report from before the marker existed), never a user's folder.
+MARKER = ".sentryfuse-report"
+_LEGACY_NAMES = {"report.html", "summary.md", "tables"}
+
+
+def is_our_report(folder: str | Path) -> bool:
+    """True when ``folder`` may be replaced by a report: ours, empty, or absent."""
+    folder = Path(folder)
+    if not folder.exists():
+        return True
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    names = set(os.listdir(folder))
+    return MARKER in names or names <= _LEGACY_NAMES
+
+
+def dataset_display_names(cells: pd.DataFrame) -> pd.DataFrame:
+    """A user's ``.npz`` dataset by its file name's stem, not its absolute path (a report is
+    shared; the path says where it lay on one machine). Colliding stems keep the paths."""
+    if "dataset" not in cells or cells.empty:
+        return cells
+    paths = [d for d in cells["dataset"].dropna().unique() if str(d).endswith(".npz")]
+    stems = {p: Path(p).stem for p in paths}
+    if len(set(stems.values())) != len(stems):
+        return cells
+    return cells.assign(dataset=cells["dataset"].map(lambda d: stems.get(d, d)))
 
 
 def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
@@ -255,11 +284,23 @@ def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
 
 def write_report(store_path: str | Path, out_dir: str | Path) -> Path:
     """Write the whole report for one store into ``out_dir`` (replaced atomically)."""
-    store = load_store(store_path)
     out = Path(out_dir)
+    if not is_our_report(out):
+        raise StoreError(
+            f"{out} exists and was not written by sentryfuse (it would be replaced); "
+            "pass another --out or move it away"
+        )
+    check_can_create(out, "--out")
+    store = load_store(store_path)
+    store = dataclasses.replace(store, cells=dataset_display_names(store.cells))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # mkdir, not mkdtemp: the report gets the user's normal permissions (umask), not 0700.
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
+        (tmp / MARKER).write_text(
+            "written by sentryfuse report; this folder is replaced on rewrite\n"
+        )
         tables = build_tables(store)
         _write_tables(tables, tmp)
         sections = build_sections(store, tables)

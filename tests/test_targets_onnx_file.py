@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from sentryfuse.errors import TargetError
-from targets.cpu_runners import OrtRunner
 from targets.onnx_file import (
+    OnnxFileRunner,
     OrtDeviceRunner,
     example_batches,
     onnx_file_runner,
@@ -85,7 +85,7 @@ def test_device_binding_matches_plain_ort_and_times_each_part(onnx_path):
     runner(prepared)  # before the window: not counted
     runner.mark_window()
     got = [runner(prepared) for _ in range(3)]
-    want = OrtRunner(onnx_path, tuple(shapes), 0)(batch)
+    want = OnnxFileRunner(onnx_path, tuple(shapes), 0)(batch)
     for g in got:
         np.testing.assert_allclose(g, want, rtol=1e-6)
     t = runner.device_timings_ms()
