@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.artifacts import Artifacts
 from harness.cells import Cell
+from harness.devicetiming import device_extra, window_start
 from harness.dropout import parse_condition
 from harness.intervals import wilson_interval
 from harness.measure import Measurement
@@ -135,7 +136,7 @@ def subject_for(p: PreparedCell, target: Any) -> Subject:
         synchronize=p.runner.synchronize,
         energy_sensor=target.energy_sensor(),
         memory=target.memory,
-        memory_reset=target.reset_memory_peak,
+        memory_reset=window_start(target, p.runner),  # also marks the runner's device timings
     )
 
 
@@ -159,6 +160,7 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "ci_coverage": ci.coverage if ci else None,
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
+            **device_extra(p.runner),
             "batch_size": p.cell.batch_size,
             "scenario": p.cell.scenario,
         }
