@@ -75,6 +75,31 @@ def deployed_model(cell: Cell, art: Artifacts, target: Any) -> tuple[Any, dict[s
     return model, cols
 
 
+def routed_cell_accuracy(cell: Cell, art: Artifacts, cond: Any) -> tuple[float, int] | None:
+    """Per-sample dropout, zero-shot method: every sample on its pattern's sub-network.
+
+    The device sees which sensors each sample has, so it prunes per present pattern (cached
+    variants) instead of running the all-present pruning with masked tokens; every
+    zero-shot method is routed alike. Dense and fine-tuned cells keep the masked path
+    (one model fine-tuned under dropout). None where routing does not apply.
+    """
+    ds = art.dataset(cell.dataset, cell.seed)
+    if cell.method == "dense" or cell.finetuned or cond.static_present(ds.modality_names):
+        return None
+    from sentryfuse.prune.routed import routed_accuracy
+
+    ckpt_key, ckpt = art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)
+
+    def variant_for(present: tuple[str, ...]) -> Any:
+        v = art.variant(ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed)
+        return v.model
+
+    return routed_accuracy(
+        variant_for, ds.test, cond, ds.modality_names, seed=cell.seed,
+        batch_size=art.profile.eval.batch_size,
+    )  # fmt: skip
+
+
 def fed_modalities(model: Any, condition_present: tuple[str, ...] | None) -> list[str]:
     have = list(getattr(model.config, "present", None) or [m.name for m in model.config.modalities])
     if condition_present is None:
@@ -92,9 +117,13 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
     model, cols = deployed_model(cell, art, target)
     cond = parse_condition(cell.condition)
     model.eval()
-    cols["accuracy"] = evaluate_accuracy(
-        model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
-    )
+    routed = routed_cell_accuracy(cell, art, cond)
+    if routed is None:
+        cols["accuracy"] = evaluate_accuracy(
+            model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
+        )
+    else:
+        cols["accuracy"], n_patterns = routed
     cols["n_eval"] = len(ds.test)
     names = fed_modalities(model, cond.static_present(ds.modality_names))
     batches = prebuilt_batches(ds.test, names, profile.measure.batch_size)
@@ -126,6 +155,11 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
             "window_s": m.elapsed_s,
             "warmup_n": m.warmup_n,
             "fed_modalities": names,
+            **(
+                {}
+                if routed is None
+                else {"accuracy_routing": "per-pattern", "patterns": n_patterns}
+            ),
         }
     )
     return cols, m.latencies_ms
