@@ -10,6 +10,13 @@ One loop does two jobs that must not interfere:
    saliency pass uses ``torch.autograd.grad`` on the gates only, so the backbone's task
    gradients are never touched by the scorer.
 
+3. with the prunability-aware recipe (``subnet=True``, the default when a scorer is
+   trained), every ``subnet_every`` steps after ``subnet_start_epoch`` the sub-networks
+   pruning would deploy for the batch's modality patterns run too, distilled from the
+   full pass's logits, and their gradients join the full pass's before the one optimizer
+   step (``sentryfuse.subnet_train``). ``subnet=False`` is the recipe before it, bit for
+   bit.
+
 After the last epoch the scorer gets ``scorer_final_steps`` more steps against the
 *final* backbone, cycling over every non-empty modality subset (sampled when there are
 too many), because deployment prunes the final weights under any condition. Then the
