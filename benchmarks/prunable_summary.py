@@ -1,8 +1,11 @@
 """Summary tables of ``prunable_training.py``: per-seed JSON → Markdown with intervals.
 
-Every interval is a 95% Student-t interval over seeds of a per-seed quantity; where two
-things are compared (new vs old recipe, SentryGate vs a baseline) the difference is taken
-within each seed first (paired), then summarised. Accuracies are in points (0–100).
+Margins (SentryGate − the strongest zero-shot baseline) come from ``reports.margins``,
+the definition the report and the claims table share: per seed the mean over paired
+cells, then the mean over seeds with a 95% Student-t interval (one seed: a binomial
+interval from the test-set counts, labelled). Other differences (new − old recipe, the
+relative margin) are paired by seed the same way and use ``reports.intervals.t_interval``.
+Accuracies are in points (0–100); ``[lo, hi]`` is the 95% interval.
 """
 
 from __future__ import annotations
@@ -13,40 +16,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BASELINES = ("random", "magnitude", "taylor", "fisher")  # zero-shot, no per-condition data
+from reports.intervals import t_interval
+from reports.margins import BASELINES_ZERO_SHOT, Margin, margin_vs_strongest
+
 SG = "sentrygate"
 PAPER = {"overall": 12.7, "dropout": 18.0}
-
-
-def t_interval(values) -> tuple[float, float, int]:
-    """(mean, 95% half-width, n); half-width NaN for n < 2."""
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v == v], dtype=float)
-    n = len(x)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    if n < 2:
-        return float(x.mean()), float("nan"), 1
-    half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)
-    return float(x.mean()), float(half), n
+KEYS = ("dataset", "sparsity", "condition")  # one backbone/attention per benchmark run
 
 
 def fmt(values, signed: bool = False, unit: str = "") -> str:
-    m, h, n = t_interval(values)
-    if n == 0:
+    """'84.1 [82.0, 86.2] (3 seeds)' from per-seed values."""
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if len(v) == 0:
         return "n/a"
-    core = f"{m:+.1f}" if signed else f"{m:.1f}"
-    if n < 2:
-        return f"{core}{unit} (n=1)"
-    return f"{core} ± {h:.1f}{unit} (n={n})"
+    core = f"{v.mean():+.1f}" if signed else f"{v.mean():.1f}"
+    iv = t_interval(v)
+    if iv is None:
+        return f"{core}{unit} (1 seed)"
+    lo, hi = (f"{iv.lo:+.1f}", f"{iv.hi:+.1f}") if signed else (f"{iv.lo:.1f}", f"{iv.hi:.1f}")
+    return f"{core}{unit} [{lo}, {hi}] ({len(v)} seeds)"
 
 
-def excludes_zero(values) -> str:
-    m, h, n = t_interval(values)
-    if n < 2 or h != h:
+def fmt_margin(m: Margin | None) -> str:
+    return "n/a" if m is None else f"{m.points:+.1f} {m.interval_text()} ({m.basis})"
+
+
+def excludes_zero(m: Margin | None) -> str:
+    if m is None or m.lo is None:
         return "—"
-    return "yes" if abs(m) > h else "no"
+    return "yes" if m.lo > 0 or m.hi < 0 else "no"
 
 
 def load(runs: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,22 +53,28 @@ def load(runs: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for f in sorted(runs.glob("*.json")):
         r = json.loads(f.read_text())
         key = {k: r[k] for k in ("dataset", "seed", "recipe")}
-        cells += [{**key, **c, "accuracy": 100 * c["accuracy"]} for c in r["cells"]]
+        n = {"n_eval": r["test_samples"]}
+        cells += [{**key, **n, **c, "accuracy": 100 * c["accuracy"]} for c in r["cells"]]
         full += [{**key, "condition": c, "accuracy": 100 * a} for c, a in r["full"].items()]
     return pd.DataFrame(cells), pd.DataFrame(full)
+
+
+def margin(df: pd.DataFrame, baselines=BASELINES_ZERO_SHOT) -> Margin | None:
+    return margin_vs_strongest(
+        df, baselines=baselines, value="accuracy", keys=KEYS, seed="seed", n="n_eval"
+    )
 
 
 def _per_seed(df: pd.DataFrame, method: str) -> pd.Series:
     return df[df.method == method].groupby("seed")["accuracy"].mean()
 
 
-def strongest(df: pd.DataFrame) -> str | None:
-    means = df[df.method.isin(BASELINES)].groupby("method")["accuracy"].mean()
-    return None if means.empty else str(means.idxmax())
-
-
-def _paired(a: pd.Series, b: pd.Series) -> pd.Series:
-    return (a - b).dropna()
+def _paired_per_seed(df: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, pd.Series]:
+    """Per-seed means of methods a and b over the (cell, seed) pairs both have."""
+    wide = df.pivot_table(index=[*KEYS, "seed"], columns="method", values="accuracy")
+    pairs = wide[[a, b]].dropna()
+    g = pairs.groupby(level="seed").mean()
+    return g[a], g[b]
 
 
 def full_table(full: pd.DataFrame) -> list[str]:
@@ -80,28 +84,26 @@ def full_table(full: pd.DataFrame) -> list[str]:
         old = g[g.recipe == "old"].set_index("seed")["accuracy"]
         new = g[g.recipe == "new"].set_index("seed")["accuracy"]
         lines.append(
-            f"| {ds} | {cond} | {fmt(old)} | {fmt(new)} | {fmt(_paired(new, old), True)} |"
+            f"| {ds} | {cond} | {fmt(old)} | {fmt(new)} | {fmt((new - old).dropna(), True)} |"
         )
     return lines
 
 
 def same_checkpoint_table(cells: pd.DataFrame, min_sparsity: float = 0.5) -> list[str]:
-    lines = ["| dataset | checkpoint | strongest baseline | SentryGate | baseline | "
-             "SentryGate − baseline (points) | interval excludes 0 | vs taylor-calib |",
+    lines = ["| dataset | checkpoint | strongest zero-shot baseline | SentryGate | baseline | "
+             "SentryGate − baseline, points [95%] | interval excludes 0 | cells |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     sel = cells[cells.sparsity >= min_sparsity - 1e-9]
     for ds, g in sel.groupby("dataset"):
         for recipe in ("new", "old", "random", "nodistill"):
             r = g[g.recipe == recipe]
-            best = strongest(r)
-            if best is None or r[r.method == SG].empty:
+            m = margin(r)
+            if m is None:
                 continue
-            sg, b = _per_seed(r, SG), _per_seed(r, best)
-            tc = _per_seed(r, "taylor-calib")
-            margin = _paired(sg, b)
+            sg, b = _paired_per_seed(r, SG, m.baseline)
             lines.append(
-                f"| {ds} | {recipe} | {best} | {fmt(sg)} | {fmt(b)} | {fmt(margin, True)} | "
-                f"{excludes_zero(margin)} | {fmt(_paired(sg, tc), True)} |"
+                f"| {ds} | {recipe} | {m.baseline} | {fmt(sg)} | {fmt(b)} | {fmt_margin(m)} | "
+                f"{excludes_zero(m)} | {m.n_cells} |"
             )
     return lines
 
@@ -112,33 +114,35 @@ def paper_protocol_rows(cells: pd.DataFrame, scope: str) -> list[str]:
     out = []
     groups = [(ds, g) for ds, g in sel.groupby("dataset")] + [("all datasets", sel)]
     for ds, g in groups:
-        old, new = g[g.recipe == "old"], g[g.recipe == "new"]
-        best = strongest(old)
-        if best is None or new[new.method == SG].empty:
+        mixed = pd.concat([g[(g.recipe == "new") & (g.method == SG)],
+                           g[(g.recipe == "old") & (g.method != SG)]])  # fmt: skip
+        m = margin(mixed)
+        if m is None:
             continue
-        # pooled: per seed, the mean over the cells of the datasets that have that seed
-        sg, b = _per_seed(new, SG), _per_seed(old, best)
-        pts = _paired(sg, b)
-        rel = (100 * pts / b).dropna()
-        today = _paired(_per_seed(old, SG), b)
+        sg, b = _paired_per_seed(mixed, SG, m.baseline)
+        rel = 100 * (sg - b) / b
+        old = g[g.recipe == "old"]
+        today = margin(old)
         out.append(
-            f"| {scope} | {ds} | {best} | {fmt(sg)} | {fmt(b)} | {fmt(pts, True, ' pts')} | "
-            f"{fmt(rel, True, ' %')} | +{PAPER[scope]} | {fmt(today, True, ' pts')} |"
+            f"| {scope} | {ds} | {m.baseline} | {fmt(sg)} | {fmt(b)} | {fmt_margin(m)} | "
+            f"{fmt(rel, True, ' %')} | +{PAPER[scope]} | "
+            f"{'n/a' if today is None else fmt_margin(today) + ' vs ' + today.baseline} |"
         )
     return out
 
 
 def paper_table(cells: pd.DataFrame) -> list[str]:
-    lines = ["| scope | dataset | strongest baseline (old ckpt) | SentryGate (new ckpt) | "
-             "baseline (old ckpt) | margin, points | margin, relative (% of baseline) | "
-             "paper | today (SentryGate on old ckpt), points |",
+    lines = ["| scope | dataset | strongest baseline (ordinary ckpt) | SentryGate (its ckpt) | "
+             "baseline | margin, points [95%] | margin, relative (% of the baseline's "
+             "accuracy) | paper (points or %, unclear) | today: same-ckpt margin on the "
+             "ordinary ckpt |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     return lines + paper_protocol_rows(cells, "overall") + paper_protocol_rows(cells, "dropout")
 
 
 def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
     lines = ["| dataset | recipe | full model, all sensors | SentryGate, all cells | "
-             "SentryGate, sparsity ≥ 0.5 | SentryGate − same-recipe old (paired) |",
+             "SentryGate, sparsity ≥ 0.5 | SentryGate − SentryGate on old ckpt (paired) |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for ds, g in cells.groupby("dataset"):
         if g.recipe.nunique() <= 2:
@@ -153,7 +157,7 @@ def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
             hi = _per_seed(r[r.sparsity >= 0.5 - 1e-9], SG)
             lines.append(
                 f"| {ds} | {recipe} | {fmt(f.set_index('seed')['accuracy'])} | {fmt(sg)} | "
-                f"{fmt(hi)} | {fmt(_paired(sg, old), True)} |"
+                f"{fmt(hi)} | {fmt((sg - old).dropna(), True)} |"
             )
     return lines
 
@@ -179,8 +183,9 @@ def write_summary(runs: Path, out: Path) -> None:
     done = ", ".join(f"{r.dataset}/{r.recipe}: {r.seed}" for r in jobs.itertuples())
     lines = [
         "# Prunability-aware training: summary\n",
-        f"Seeds finished per dataset/recipe: {done}. Mean ± 95% t-interval half-width over "
-        "seeds (n = seeds); differences paired by seed. Accuracy in points.\n",
+        f"Seeds finished per dataset/recipe: {done}. Accuracy in points; [lo, hi] = 95% "
+        "interval (t over seeds, paired by seed; binomial when only 1 seed). Baselines: "
+        f"{', '.join(BASELINES_ZERO_SHOT)} (reports/margins.py).\n",
         "## Full-model accuracy, old vs new recipe\n", *full_table(full),
         "\n## Same-checkpoint protocol (every method prunes the same checkpoint), "
         "sparsity ≥ 0.5, all conditions\n", *same_checkpoint_table(cells),
