@@ -1,4 +1,5 @@
-"""Run one static cell: derive the variant, evaluate, export, measure under a power mode.
+"""Prepare one static cell (derive the variant, evaluate, export) and turn its trials
+into store columns; harness.cellgroup measures prepared cells together.
 
 Accuracy is measured on the torch model (with per-sample presence masks where the
 condition needs them); latency, memory and energy on the exported runner, fed only the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,11 @@ import numpy as np
 from harness.artifacts import Artifacts
 from harness.cells import Cell
 from harness.dropout import parse_condition
-from harness.measure import Measurement, measure
-from harness.power import static_mode
+from harness.intervals import wilson_interval
+from harness.measure import Measurement
+from harness.offline import OFFLINE, per_sample
+from harness.store import TrialRow
+from harness.trials import CellMeasurement, Subject
 
 
 def prebuilt_batches(
@@ -107,8 +112,23 @@ def fed_modalities(model: Any, condition_present: tuple[str, ...] | None) -> lis
     return [m for m in have if m in condition_present]
 
 
-def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> tuple[dict, tuple]:
-    """Returns (columns for the cells row, raw latencies in ms)."""
+@dataclass
+class PreparedCell:
+    """A static cell ready to be measured: columns so far and its exported runner."""
+
+    cell: Cell
+    cols: dict[str, Any]
+    runner: Any
+    batches: list[dict[str, np.ndarray]]
+    fed: list[str]
+    export_s: float
+    routing: dict[str, Any] = field(default_factory=dict)  # per-pattern accuracy, if used
+
+
+def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> PreparedCell:
+    """Derive the variant, evaluate its accuracy, build batches and export the runner.
+
+    The caller measures ``runner`` (harness.trials) and must ``runner.close()`` it."""
     from sentryfuse.evaluate import evaluate_accuracy
     from sentryfuse.models import count_gflops, count_params
 
@@ -118,51 +138,118 @@ def run_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> t
     cond = parse_condition(cell.condition)
     model.eval()
     routed = routed_cell_accuracy(cell, art, cond)
+    routing: dict[str, Any] = {}
     if routed is None:
-        cols["accuracy"] = evaluate_accuracy(
+        acc = evaluate_accuracy(
             model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
         )
     else:
-        cols["accuracy"], n_patterns = routed
+        acc, n_patterns = routed
+        routing = {"accuracy_routing": "per-pattern", "patterns": n_patterns}
+    cols["accuracy"] = acc
     cols["n_eval"] = len(ds.test)
+    ci = wilson_interval(round(acc * len(ds.test)), len(ds.test))
+    cols["accuracy_ci_lo"], cols["accuracy_ci_hi"] = (ci.lo, ci.hi) if ci else (None, None)
     names = fed_modalities(model, cond.static_present(ds.modality_names))
-    batches = prebuilt_batches(ds.test, names, profile.measure.batch_size)
+    batches = prebuilt_batches(ds.test, names, cell.batch_size)
     cols["params"] = int(count_params(model))
     cols["gflops"] = float(count_gflops(model, _torch_inputs(batches[0], 1)))
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     runner = target.export(model, batches[0], cell.runtime, workdir)
-    export_s = time.perf_counter() - t0
-    try:
-        with static_mode(target.power_modes(), cell.power_mode):
-            m = measure(
-                runner,
-                batches,
-                profile.measure,
-                synchronize=runner.synchronize,
-                energy_sensor=target.energy_sensor(),
-                memory=target.memory,
-                memory_reset=target.reset_memory_peak,
-            )
-    finally:
-        runner.close()
-    cols.update(measurement_columns(m))
-    cols["weights_mb"] = runner.weights_bytes / 1e6 if runner.weights_bytes else None
+    return PreparedCell(cell, cols, runner, batches, names, time.perf_counter() - t0, routing)
+
+
+def subject_for(p: PreparedCell, target: Any) -> Subject:
+    return Subject(
+        p.runner,
+        p.batches,
+        synchronize=p.runner.synchronize,
+        energy_sensor=target.energy_sensor(),
+        memory=target.memory,
+        memory_reset=target.reset_memory_peak,
+    )
+
+
+def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) -> dict[str, Any]:
+    """The cells-row columns of a measured static cell (schema v2)."""
+    cols = dict(p.cols)
+    cols.update(cell_measurement_columns(m))
+    cols["weights_mb"] = p.runner.weights_bytes / 1e6 if p.runner.weights_bytes else None
+    ci = m.latency_ms_p50_ci
+    figures: dict[str, float] = {}
+    window_s = sum(t.elapsed_s for t in m.trials)
+    if p.cell.scenario == OFFLINE:  # per-sample figures (harness/offline.py)
+        cols, figures = per_sample(cols, p.cell.batch_size, m.pooled.n, window_s)
     cols["extra_json"] = json.dumps(
         {
-            "warnings": list(m.warnings),
-            "export_s": export_s,
-            "window_s": m.elapsed_s,
+            "warnings": _warnings(m),
+            "export_s": p.export_s,
+            "window_s": window_s,
             "warmup_n": m.warmup_n,
-            "fed_modalities": names,
-            **(
-                {}
-                if routed is None
-                else {"accuracy_routing": "per-pattern", "patterns": n_patterns}
-            ),
+            "fed_modalities": p.fed,
+            "ci_coverage": ci.coverage if ci else None,
+            "interleave_group_size": group_size,
+            "trial_positions": [t.position for t in m.trials],
+            "batch_size": p.cell.batch_size,
+            "scenario": p.cell.scenario,
+            **p.routing,
         }
+        | figures
     )
-    return cols, m.latencies_ms
+    return cols
+
+
+def trial_rows(m: CellMeasurement) -> tuple[TrialRow, ...]:
+    return tuple(
+        TrialRow(
+            t.trial,
+            t.round,
+            t.latency_ms_p50,
+            t.latency_ms_p99,
+            t.latency_ms_mean,
+            t.n,
+            t.elapsed_s,
+            t.energy_mj_per_inference,
+        )
+        for t in m.trials
+    )
+
+
+def _warnings(m: CellMeasurement) -> list[str]:
+    out = [] if m.unstable_reason is None else [f"unstable: {m.unstable_reason}"]
+    for t in m.trials:  # sensor warnings (e.g. a window too short); CV is not a verdict now
+        out += [w for w in t.window.warnings if not w.startswith("unstable:") and w not in out]
+    return out
+
+
+def cell_measurement_columns(m: CellMeasurement) -> dict[str, Any]:
+    w = m.window
+    ci, eci = m.latency_ms_p50_ci, m.energy_mj_ci
+    return {
+        "latency_ms_p50": m.latency_ms_p50,
+        "latency_ms_p90": m.percentiles_ms.get(90.0),
+        "latency_ms_p95": m.percentiles_ms.get(95.0),
+        "latency_ms_p99": m.latency_ms_p99,
+        "latency_ms_mean": m.pooled.mean_ms,
+        "latency_cv": m.pooled.cv,
+        "latency_n": m.pooled.n,
+        "stable": int(m.stable),
+        "unstable_reason": m.unstable_reason,
+        "trials": len(m.trials),
+        "latency_ms_p50_ci_lo": ci.lo if ci else None,
+        "latency_ms_p50_ci_hi": ci.hi if ci else None,
+        "latency_trial_spread": m.latency_trial_spread,
+        "energy_mj_per_inference": m.energy_mj_per_inference,
+        "energy_mj_ci_lo": eci.lo if eci else None,
+        "energy_mj_ci_hi": eci.hi if eci else None,
+        "energy_source": w.energy_source,
+        "energy_sensor": w.energy_sensor,
+        "energy_model": w.energy_model,
+        "energy_rails_json": json.dumps(dict(w.energy_rails_mj)) if w.energy_rails_mj else None,
+        "peak_memory_mb": m.peak_memory_mb,
+        "cuda_peak_mb": m.cuda_peak_mb,
+    }
 
 
 def measurement_columns(m: Measurement) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Measurement:
     energy_rails_mj: Mapping[str, float] = field(default_factory=dict)
     energy_source: str | None = None
     energy_sensor: str | None = None
+    energy_model: str | None = None  # the power model behind an estimate (None: measured)
     peak_memory_mb: float | None = None
     cuda_peak_mb: float | None = None
     warnings: tuple[str, ...] = ()
@@ -84,15 +85,47 @@ def measure(
 ) -> Measurement:
     """Warm up, then time queries until ``min_duration_s`` and ``min_count`` are both met.
 
-    ``batches`` are pre-built inputs cycled in order. ``energy_sensor`` is a
+    One window, one runner. ``batches`` are pre-built inputs cycled in order (passed
+    through ``runner.prepare`` first, outside any timed region). ``energy_sensor`` is a
     ``targets.base.EnergySensor`` (or None); ``memory`` returns a ``MemoryReading``;
     ``memory_reset`` starts its peak at the timed window, so the peak is this window's.
+    Replicated, interleaved trials of several runners: ``harness.trials``.
     """
+    prepared = prepare_batches(runner, batches)
+    sync = synchronize or getattr(runner, "synchronize", None) or (lambda: None)
+    warmup_n, warmup_s = warm_up(runner, prepared, settings, sync, clock)
+    return timed_window(
+        runner,
+        prepared,
+        settings,
+        sync=sync,
+        energy_sensor=energy_sensor,
+        memory=memory,
+        memory_reset=memory_reset,
+        clock=clock,
+        warmup=(warmup_n, warmup_s),
+    )
+
+
+def prepare_batches(runner: object, batches: Sequence[Batch]) -> list[Batch]:
+    """``runner.prepare`` on every pre-built batch (targets/base.py: never inside a window)."""
     if not batches:
         raise ValueError("measure() needs at least one pre-built batch")
-    sync = synchronize or getattr(runner, "synchronize", None) or (lambda: None)
+    prepare = getattr(runner, "prepare", None)
+    return [prepare(b) for b in batches] if prepare is not None else list(batches)
+
+
+def warm_up(
+    runner: Callable[[Batch], object],
+    batches: Sequence[Batch],
+    settings: MeasureSettings,
+    sync: Callable[[], None],
+    clock: Clock,
+) -> tuple[int, float]:
+    """Run until both ``warmup_n`` queries and ``warmup_s`` seconds; nothing recorded.
+
+    Returns (queries run, seconds spent)."""
     nb = len(batches)
-    # Warm-up: both a time and a count, neither recorded.
     warm_ns = int(settings.warmup_s * 1e9)
     w0 = clock()
     i = 0
@@ -100,8 +133,27 @@ def measure(
         runner(batches[i % nb])
         i += 1
     sync()
-    warmup_s = (clock() - w0) / 1e9
+    return i, (clock() - w0) / 1e9
 
+
+def timed_window(
+    runner: Callable[[Batch], object],
+    batches: Sequence[Batch],
+    settings: MeasureSettings,
+    *,
+    sync: Callable[[], None],
+    energy_sensor: object | None = None,
+    memory: Callable[[], object] | None = None,
+    memory_reset: Callable[[], None] | None = None,
+    clock: Clock = time.perf_counter_ns,
+    warmup: tuple[int, float] = (0, 0.0),
+) -> Measurement:
+    """One timed window over already-prepared ``batches``: min duration AND min count.
+
+    The energy window wraps exactly the timed loop; the memory peak is reset at its start.
+    ``warmup`` is what the caller ran before (recorded, never timed here).
+    """
+    nb = len(batches)
     if memory_reset is not None:
         memory_reset()
     window_cm = _energy_window(energy_sensor)
@@ -135,8 +187,8 @@ def measure(
         latencies_ms=latencies_ms,
         stats=stats,
         elapsed_s=elapsed_s,
-        warmup_n=i,
-        warmup_s=warmup_s,
+        warmup_n=warmup[0],
+        warmup_s=warmup[1],
         **energy,
         peak_memory_mb=getattr(mem, "peak_rss_mb", None),
         cuda_peak_mb=getattr(mem, "cuda_peak_mb", None),
@@ -166,4 +218,5 @@ def _energy_fields(win: object | None, n: int, elapsed_s: float, warnings: list[
         "energy_rails_mj": dict(reading.rails_mj),
         "energy_source": reading.source,
         "energy_sensor": reading.sensor,
+        "energy_model": getattr(reading, "model", None),
     }

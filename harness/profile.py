@@ -17,6 +17,8 @@ from typing import Any
 
 from harness import registry
 from harness.dropout import parse_condition
+from harness.offline import SCENARIOS
+from harness.policy import read_budgets
 from harness.profile_schema import (
     EvalSettings,
     FinetuneSettings,
@@ -95,6 +97,10 @@ def _grid(s: Section, target_factory: TargetFactory) -> Grid:
         "power_modes", targets, kind="target", item=None, default=(registry.CURRENT_MODE,)
     )
     seeds = s.ints("seeds", default=(0,))
+    batch_sizes = s.ints("batch_sizes", default=())
+    if any(b < 1 for b in batch_sizes):
+        fail(file=s.file, key=s.key("batch_sizes"), problem="batch sizes must be ≥ 1")
+    scenarios = s.names("scenarios", SCENARIOS, kind="scenario", default=())
     s.done()
     for target in targets:
         _check_target(
@@ -117,6 +123,8 @@ def _grid(s: Section, target_factory: TargetFactory) -> Grid:
         runtimes,
         modes,
         seeds,
+        batch_sizes,
+        scenarios,
     )
 
 
@@ -173,6 +181,8 @@ def _measure(s: Section) -> MeasureSettings:
         batch_size=s.int("batch_size", d.batch_size, minimum=1),
         percentiles=s.floats("percentiles", default=d.percentiles),
         cv_warn=s.float("cv_warn", d.cv_warn, minimum=0.0),
+        trials=s.int("trials", d.trials, minimum=1),
+        max_trial_spread=s.float("max_trial_spread", d.max_trial_spread, minimum=0.0),
     )
     for i, p in enumerate(m.percentiles):
         if not 0.0 < p < 100.0:
@@ -232,8 +242,9 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
     duration_s = s.float("duration_s", 60.0, minimum=0.0)
     rate_hz = s.float("rate_hz", 10.0, minimum=0.0)
     deadline_ms = s.float("deadline_ms", 10.0, minimum=0.0)
-    policy_sec = s.section("policy", required=True)
-    policy = policy_sec.float_table()
+    policy_sec = s.section("policy", required=not isinstance(s._raw.get("budgets"), dict))
+    policy = policy_sec.float_table() if policy_sec.present else ()
+    budgets = read_budgets(s.section("budgets"), policy)
     for mode, sp in policy:
         if not 0.0 <= sp < 1.0:
             fail(
@@ -241,8 +252,10 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
                 key=policy_sec.key(mode),
                 problem=f"sparsity {sp} is out of range; use a fraction in [0, 1)",
             )
+    modes = tuple(m for m, _ in policy) + tuple(m for m, _, _ in budgets)
     events = tuple(
-        _event(ev, i, duration_s, dict(policy)) for i, ev in enumerate(s.tables("events"))
+        _event(ev, i, duration_s, dict.fromkeys(modes, 0.0))
+        for i, ev in enumerate(s.tables("events"))
     )
     s.done()
     if duration_s <= 0 or rate_hz <= 0:
@@ -264,7 +277,6 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
             key=s.key("events"),
             problem="event times must be strictly increasing and below duration_s",
         )
-    modes = tuple(m for m, _ in policy)
     _check_target(
         s.file, s.key("runtime"), target, (runtime,), modes, s.key("policy"), target_factory
     )
@@ -280,6 +292,7 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
         rate_hz,
         deadline_ms,
         policy,
+        budgets,
     )
 
 

@@ -26,6 +26,8 @@ class Grid:
     runtimes: tuple[str, ...]
     power_modes: tuple[tuple[str, tuple[str, ...]], ...]  # ((target, (mode, ...)), ...)
     seeds: tuple[int, ...]
+    batch_sizes: tuple[int, ...] = ()  # () = [measure] batch_size only
+    scenarios: tuple[str, ...] = ()  # () = single-stream only; 'offline' (harness/offline.py)
 
     def conditions_for(self, dataset: str) -> tuple[str, ...]:
         return dict(self.conditions)[dataset]
@@ -45,6 +47,10 @@ class MeasureSettings:
     batch_size: int = 1  # SingleStream: one query = one sample
     percentiles: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
     cv_warn: float = 0.10  # trtexec warns at 1%; CPUs under a shared OS rarely get there
+    # Replication (harness.trials): a cell is `trials` windows interleaved with its group;
+    # it is stable when the relative MAD of its trial medians is at most max_trial_spread.
+    trials: int = 5
+    max_trial_spread: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,16 @@ class ReplaySettings:
     rate_hz: float  # stream samples per second of stream time (simulated, not slept)
     deadline_ms: float
     policy: tuple[tuple[str, float], ...]  # ((power mode, sparsity), ...)
+    # ((power mode, 'deadline_ms' | 'energy_mj', value), ...): a target per mode, met by
+    # the least pruning a measured latency model allows (harness/policy.py)
+    budgets: tuple[tuple[str, str, float], ...] = ()
 
     def sparsity_for(self, mode: str) -> float:
         return dict(self.policy)[mode]
+
+    def budget_for(self, mode: str) -> tuple[str, float] | None:
+        """(kind, value) when ``mode`` has a target rather than a fixed sparsity."""
+        return next(((k, v) for m, k, v in self.budgets if m == mode), None)
 
 
 @dataclass(frozen=True)

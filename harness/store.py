@@ -1,7 +1,7 @@
 """The results store: SQLite (harness/schema.sql), WAL, one transaction per cell.
 
-A cell row, its raw latency samples and its replay segments are written in one
-transaction, so a SIGKILL loses at most the cell in flight and never leaves half a cell.
+A cell row, its trials, its raw latency samples and its replay segments are written in
+one transaction, so a SIGKILL loses at most the cell in flight and never leaves half a cell.
 Only cells with status 'ok' count as finished: a rerun retries failed cells (the failure
 may have been transient, e.g. a busy device), replacing the failed row.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from sentryfuse.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_NAME = "results.sqlite"
 _PACKAGES = (
     "sentryfuse-bench",
@@ -62,6 +62,20 @@ class SegmentRow:
 
 
 @dataclass(frozen=True)
+class TrialRow:
+    """One timed window of a static cell (table ``trials``)."""
+
+    trial: int
+    round: int
+    latency_ms_p50: float
+    latency_ms_p99: float
+    latency_ms_mean: float
+    n: int
+    elapsed_s: float
+    energy_mj_per_inference: float | None = None
+
+
+@dataclass(frozen=True)
 class CellResult:
     """Everything a finished (or failed) cell stores; column names follow schema.sql."""
 
@@ -72,6 +86,8 @@ class CellResult:
     columns: Mapping[str, Any] = field(default_factory=dict)  # accuracy, latency_ms_p50, ...
     latencies_ms: Sequence[float] = ()
     segments: Sequence[SegmentRow] = ()
+    trials: Sequence[TrialRow] = ()
+    latency_trials: Sequence[int] = ()  # trial of each latency sample (empty: none, e.g. replay)
 
 
 class Store:
@@ -176,12 +192,37 @@ class Store:
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
         with self._tx():
-            for table in ("latency_samples", "replay_segments", "cells"):
+            for table in ("latency_samples", "replay_segments", "trials", "cells"):
                 self._db.execute(f"DELETE FROM {table} WHERE cell_key=?", (key,))
             self._db.execute(f"INSERT INTO cells ({names}) VALUES ({marks})", tuple(cols.values()))
+            trial_of = list(result.latency_trials) or [None] * len(result.latencies_ms)
+            if len(trial_of) != len(result.latencies_ms):
+                raise ValueError("latency_trials must give one trial per latency sample")
             self._db.executemany(
-                "INSERT INTO latency_samples (cell_key, idx, latency_ms) VALUES (?,?,?)",
-                ((key, i, float(v)) for i, v in enumerate(result.latencies_ms)),
+                "INSERT INTO latency_samples (cell_key, idx, latency_ms, trial) VALUES (?,?,?,?)",
+                (
+                    (key, i, float(v), t)
+                    for i, (v, t) in enumerate(zip(result.latencies_ms, trial_of, strict=True))
+                ),
+            )
+            self._db.executemany(
+                "INSERT INTO trials (cell_key, trial, round, latency_ms_p50, latency_ms_p99,"
+                " latency_ms_mean, n, elapsed_s, energy_mj_per_inference)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    (
+                        key,
+                        t.trial,
+                        t.round,
+                        t.latency_ms_p50,
+                        t.latency_ms_p99,
+                        t.latency_ms_mean,
+                        t.n,
+                        t.elapsed_s,
+                        t.energy_mj_per_inference,
+                    )
+                    for t in result.trials
+                ),
             )
             self._db.executemany(
                 "INSERT INTO replay_segments (cell_key, seq, t_start_s, t_end_s, power_mode,"

@@ -299,6 +299,7 @@ def train(
             "modalities": [asdict(m) for m in dataset.modalities],
             "classes": list(dataset.classes),
             "normalisation": dataset.meta.get("standardized", dataset.meta.get("normalisation")),
+            "path": dataset.meta.get("path"),  # a user's .npz: where to load it again
         },
     }
     return save_checkpoint(Path(out_dir), model, scorer if gate else None, meta, metrics)

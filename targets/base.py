@@ -44,11 +44,12 @@ class EnergyReading:
     total_mj: float
     rails_mj: Mapping[str, float]
     source: EnergySource
-    sensor: str  # e.g. "rapl", "nvml-total-energy", "ina3221-sysfs", "cpu-time-estimate"
+    sensor: str  # e.g. "rapl", "nvml-total-energy", "ina3221-sysfs", "cpu-active-cores-estimate"
     samples: int
     elapsed_s: float
     update_interval_ms: float | None = None
     warnings: tuple[str, ...] = ()  # e.g. window shorter than the sensor's update period
+    model: str | None = None  # an estimate's power model, e.g. "cpu-active-cores-v1: ..."
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""The desktop NVIDIA GPU target: torch on CUDA and TensorRT, NVML power and energy."""
+"""The desktop NVIDIA GPU target: TensorRT, ONNX Runtime (CUDA EP) and torch on CUDA;
+NVML power and energy."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,18 @@ import numpy as np
 from sentryfuse.errors import SentryFuseError, TargetError, unknown_name
 from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
 from targets.cpu_runners import TorchRunner
-from targets.export import check_parity, export_onnx, modality_order, torch_reference
+from targets.export import (
+    check_parity,
+    export_onnx,
+    modality_order,
+    torch_reference,
+    weights_bytes,
+)
 from targets.hw import MONOTONIC, Clock
 from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
 from targets.nvml import NvmlEnergySensor, NvmlPowerModes, load_nvml
 
-CUDA_RUNTIMES = ("torch", "tensorrt")
+CUDA_RUNTIMES = ("torch", "tensorrt", "onnxruntime")
 GPU_ATOL = 2e-3  # cuDNN/TF32 and TensorRT kernel choices differ from CPU float32 sums
 GPU_RTOL = 1e-2
 
@@ -67,6 +74,7 @@ def export_cuda(
     runtime: str,
     workdir: Path,
     max_batch: int | None = None,
+    ort_providers: Callable[[], Sequence[str]] | None = None,
 ) -> Runner:
     """A GPU runner (torch or TensorRT) checked against CPU torch before returning."""
     avail = cuda_availability()
@@ -91,6 +99,17 @@ def export_cuda(
         engine = build_engine(onnx_path, shapes, max_batch or max(batch, 64))
         (Path(workdir) / "model.engine").write_bytes(engine)
         runner = TensorRTRunner(engine, order)
+    elif runtime == "onnxruntime":
+        from targets.ort_runner import CUDA_PROVIDERS, OrtRunner
+        from targets.preference import ort_provider_availability
+
+        ep = ort_provider_availability(CUDA_PROVIDERS[0], ort_providers)
+        if not ep.ok:
+            raise TargetError(f"runtime 'onnxruntime' on cuda: {ep.reason}")
+        runner = OrtRunner(
+            model, example_inputs, order, Path(workdir), weights_bytes(model),
+            providers=CUDA_PROVIDERS, atol=GPU_ATOL, rtol=GPU_RTOL,
+        )  # fmt: skip
     else:
         raise TargetError(unknown_name("cuda runtime", runtime, CUDA_RUNTIMES))
     check_parity(runtime, reference, runner(example_inputs), atol=GPU_ATOL, rtol=GPU_RTOL)
@@ -100,8 +119,20 @@ def export_cuda(
 class CudaTarget(Target):
     name = "cuda"
 
-    def __init__(self, nvml: Any | None = None, index: int = 0, clock: Clock = MONOTONIC) -> None:
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        index: int = 0,
+        clock: Clock = MONOTONIC,
+        ort_providers: Callable[[], Sequence[str]] | None = None,
+        tensorrt_installed: Callable[[], bool] | None = None,
+    ) -> None:
         self.nvml = nvml
+        # Injected for tests: onnxruntime.get_available_providers, "is tensorrt importable"
+        self.ort_providers = ort_providers
+        self.tensorrt_installed = tensorrt_installed or (
+            lambda: importlib.util.find_spec("tensorrt") is not None
+        )
         self.index = index
         self.clock = clock
         self._power = NvmlPowerModes(nvml, index)  # one instance: it tracks clocks it locked
@@ -113,10 +144,14 @@ class CudaTarget(Target):
         return CUDA_RUNTIMES
 
     def runtime_availability(self) -> dict[str, Availability]:
-        trt = importlib.util.find_spec("tensorrt") is not None
+        from targets.ort_runner import CUDA_PROVIDERS
+        from targets.preference import ort_provider_availability
+
+        trt = self.tensorrt_installed()
         return {
             "torch": Availability(True),
             "tensorrt": Availability(trt, "" if trt else "TensorRT is not installed"),
+            "onnxruntime": ort_provider_availability(CUDA_PROVIDERS[0], self.ort_providers),
         }
 
     def fingerprint(self) -> dict[str, Any]:
@@ -140,7 +175,9 @@ class CudaTarget(Target):
     ) -> Runner:
         if runtime not in CUDA_RUNTIMES:
             raise TargetError(unknown_name("cuda runtime", runtime, CUDA_RUNTIMES))
-        return export_cuda(model, example_inputs, runtime, Path(workdir))
+        return export_cuda(
+            model, example_inputs, runtime, Path(workdir), ort_providers=self.ort_providers
+        )
 
     def power_modes(self) -> NvmlPowerModes:
         return self._power

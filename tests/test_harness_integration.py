@@ -48,8 +48,9 @@ steps = 3
 [measure]
 warmup_s = 0.0
 warmup_n = 2
-min_duration_s = 0.4
+min_duration_s = 0.1
 min_count = 10
+trials = 3
 [replay]
 methods = ["sentrygate", "magnitude", "magnitude+ft"]
 duration_s = 4.0
@@ -168,7 +169,7 @@ def test_failing_cell_is_stored_and_suite_goes_on(tmp_path, capsys):
     )
     text = text.replace('conditions = ["all", "drop:a", "burst:0.3:5"]', 'conditions = ["all"]')
     text = text.replace('"magnitude", "magnitude+ft"]', '"magnitude"]')
-    text = text.replace("min_duration_s = 0.4", "min_duration_s = 0.05")
+    text = text.replace("min_duration_s = 0.1", "min_duration_s = 0.05")
     path = tmp_path / "p.toml"
     path.write_text(text)
     args = argparse.Namespace(profile=path, out=tmp_path / "out", resume=False, dry_run=False)

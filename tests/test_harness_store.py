@@ -96,3 +96,55 @@ def test_not_a_store_is_a_one_line_error(tmp_path):
     path.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(StoreError, match="not a usable results store"):
         Store(path)
+
+
+def test_trials_and_sample_trial_indices_round_trip(tmp_path):
+    from harness.store import TrialRow
+
+    trials = [TrialRow(t, t, 1.0 + t, 2.0 + t, 1.5 + t, 2, 0.01, 0.5 * t) for t in range(3)]
+    result = CellResult(
+        "ok",
+        utc_now(),
+        utc_now(),
+        columns={"trials": 3, "latency_ms_p50": 2.0, "latency_ms_p50_ci_lo": 1.0},
+        latencies_ms=[1.0, 1.1, 2.0, 2.1, 3.0, 3.1],
+        trials=trials,
+        latency_trials=[0, 0, 1, 1, 2, 2],
+    )
+    with Store(tmp_path / "r.sqlite") as s:
+        run = s.begin_run("p", "h", "{}", {})
+        s.commit_cell(run, "k", "static", DEF, result)
+        got = s.query(
+            "SELECT trial, round, latency_ms_p50, latency_ms_p99, latency_ms_mean, n,"
+            " elapsed_s, energy_mj_per_inference FROM trials WHERE cell_key='k' ORDER BY trial"
+        )
+        assert got == [tuple(t.__dict__.values()) for t in trials]
+        assert s.query("SELECT idx, trial FROM latency_samples ORDER BY idx") == [
+            (i, i // 2) for i in range(6)
+        ]
+        assert s.query("SELECT trials, latency_ms_p50_ci_lo FROM cells") == [(3, 1.0)]
+        s.commit_cell(run, "k", "static", DEF, _ok(2))  # a rerun replaces the trials too
+        assert s.query("SELECT count(*) FROM trials") == [(0,)]
+        assert s.query("SELECT trial FROM latency_samples") == [(None,), (None,)]
+        with pytest.raises(ValueError, match="one trial per latency sample"):
+            s.commit_cell(
+                run,
+                "k2",
+                "static",
+                DEF,
+                CellResult("ok", utc_now(), utc_now(), latencies_ms=[1.0, 2.0], latency_trials=[0]),
+            )
+        assert s.finished_keys() == {"k"}
+
+
+def test_a_v1_store_is_refused_for_writing_in_one_line(tmp_path):
+    from sentryfuse.errors import StoreError
+
+    path = tmp_path / "r.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("CREATE TABLE cells (cell_key TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema v1, this version writes v2; use a new --out"):
+        Store(path)

@@ -12,7 +12,7 @@ from sentryfuse.errors import PruneError
 from sentryfuse.finetune import finetune, prune_and_finetune
 from sentryfuse.gate import ImportanceScorer
 from sentryfuse.models import build_model, model_config_for
-from targets.cpu_energy import CpuTimeEstimateSensor
+from targets.cpu_energy import ActiveCoresEstimateSensor
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_finetune_trains_a_copy_and_reports_no_energy_without_meter(setup):
 
 def test_prune_then_finetune_under_dropout_with_estimated_meter(setup):
     ckpt, data = setup
-    sensor = CpuTimeEstimateSensor()
+    sensor = ActiveCoresEstimateSensor()
     variant, res = prune_and_finetune(
         ckpt, "magnitude", 0.5, data.train, parse_condition("drop:c"),
         steps=4, lr=1e-3, present=["a", "b"], meter=sensor.window,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.store import REQUIRED_COLUMNS, STORE_FILENAME, load_store
+from reports.store import REQUIRED_COLUMNS, STORE_FILENAME, SUPPORTED_USER_VERSIONS, load_store
 from sentryfuse.errors import StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def test_required_columns_match_the_harness_schema() -> None:
     for table, columns in REQUIRED_COLUMNS.items():
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         assert set(columns) <= have, (table, set(columns) - have)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] in SUPPORTED_USER_VERSIONS
 
 
 def test_loads_every_table_without_modifying_the_store() -> None:

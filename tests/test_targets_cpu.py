@@ -8,7 +8,7 @@ import torch
 
 from sentryfuse.errors import PowerModeError, TargetError
 from targets import TARGETS, describe_targets, get_target
-from targets.cpu_energy import CpuTimeEstimateSensor, RaplSensor
+from targets.cpu_energy import ActiveCoresEstimateSensor, RaplSensor
 
 
 class TinyMultimodal(torch.nn.Module):
@@ -109,23 +109,31 @@ def test_cpu_energy_is_an_estimate_never_measured_without_rapl():
     sensor = get_target(
         "cpu", sysfs_root=__import__("pathlib").Path("/nonexistent")
     ).energy_sensor()
-    assert isinstance(sensor, CpuTimeEstimateSensor)
+    assert isinstance(sensor, ActiveCoresEstimateSensor)
     with sensor.window() as w:
         sum(i * i for i in range(200_000))
-    assert w.reading.source == "estimated" and w.reading.sensor == "cpu-time-estimate"
-    assert w.reading.total_mj > 0
+    assert w.reading.source == "estimated" and w.reading.sensor == "cpu-active-cores-estimate"
+    assert w.reading.total_mj > 0 and w.reading.model.startswith("cpu-active-cores-v1: 8 W/core")
 
 
-def test_cpu_time_estimate_uses_the_documented_per_core_figure():
-    cpu = iter([10.0, 12.5])
+def test_active_cores_estimate_uses_the_documented_per_core_figure():
     clock = iter([0.0, 2.0])
-    sensor = CpuTimeEstimateSensor(
-        cpu_watts_per_core=4.0, clock=lambda: next(clock), cpu_time=lambda: next(cpu)
+    sensor = ActiveCoresEstimateSensor(
+        cpu_watts_per_core=4.0, base_watts=1.0, clock=lambda: next(clock), threads=lambda: 3
     )
     with sensor.window() as w:
         pass
-    assert w.reading.total_mj == pytest.approx(2.5 * 4.0 * 1000)  # 2.5 CPU-s × 4 W
+    assert w.reading.total_mj == pytest.approx(2.0 * (4.0 * 3 + 1.0) * 1000)  # 2 s × 13 W
     assert w.reading.elapsed_s == 2.0
+    assert w.reading.model == "cpu-active-cores-v1: 4 W/core × 3 threads + 1 W base"
+
+
+def test_active_cores_follow_the_power_mode_threads():
+    modes = get_target("cpu").power_modes()
+    sensor = ActiveCoresEstimateSensor()
+    with modes.apply("single"), sensor.window() as w:
+        pass
+    assert "× 1 threads" in w.reading.model
 
 
 def test_rapl_counters_wrap_and_sum_packages(tmp_path):

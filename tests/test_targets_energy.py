@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from targets.ina3221 import integrate, reading_from_samples
@@ -82,3 +84,33 @@ def test_tegrastats_fallback_integrates_recorded_lines():
     r = w.reading
     assert r.sensor == "tegrastats" and r.samples == 11
     assert r.total_mj == pytest.approx(2957 * 1.0)  # VDD_IN 2957 mW for 1.0 s
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_estimated_energy_follows_latency_not_cpu_time():
+    """Two runs of one runner: the estimate moves no more than the latency it comes from.
+    Likewise between a runner that sleeps and one that spins (process CPU time, the
+    previous estimate, charged the spinner alone, whatever their latencies)."""
+    from harness.profile_schema import MeasureSettings
+    from harness.trials import Subject, measure_trials
+    from targets.cpu_energy import ActiveCoresEstimateSensor
+
+    s = MeasureSettings(warmup_s=0.0, warmup_n=2, min_duration_s=0.03, min_count=10, trials=3)
+    batches = [{"x": np.zeros((1, 1, 1), np.float32)}]
+    sensor = ActiveCoresEstimateSensor(threads=lambda: 1)
+    runs = [
+        measure_trials(Subject(lambda b: time.sleep(0.002), batches, energy_sensor=sensor), s)
+        for _ in range(2)
+    ]
+    spin = measure_trials(Subject(lambda b: _spin(0.002), batches, energy_sensor=sensor), s)
+    for a, b in [(runs[0], runs[1]), (runs[0], spin)]:
+        de = abs(b.energy_mj_per_inference / a.energy_mj_per_inference - 1)
+        mean_a = np.median([t.latency_ms_mean for t in a.trials])
+        mean_b = np.median([t.latency_ms_mean for t in b.trials])
+        assert de <= abs(mean_b / mean_a - 1) + 0.01
+    assert spin.window.energy_model == "cpu-active-cores-v1: 8 W/core × 1 threads"

@@ -1,16 +1,33 @@
 """``sentryfuse check``: the release regression gate (candidate run vs baseline run).
 
-Exit codes scripts can rely on: 0 pass, 1 regression, 2 unusable input (missing or
-corrupt store, different devices, bad thresholds file).
+Exit codes scripts can rely on:
+  0  pass: no regression, and every tested change is ruled out at its threshold
+  1  regression: a change beyond its threshold that the trial-level test confirms
+     (or a cell that was ok in the baseline failed in the candidate)
+  3  inconclusive: no regression, but the noise could not rule one out for some cell
+     (the output gives the smallest change the pair could have detected); also when the
+     runs have too few trials for any test (one line; schema-1 stores have one trial)
+  2  unusable input: missing or corrupt store, different devices, bad thresholds file
+     or --reference, no matching cells
 """
 
 from __future__ import annotations
 
 import argparse
 
+EPILOG = """exit codes: 0 pass, 1 regression, 3 inconclusive (noise too large to rule out a
+change of the threshold's size, or too few trials: a 95%% interval needs at least 4
+trials per run), 2 unusable input.
+
+Replicates are trials (independent timed windows), not the queries of one window.
+A regression needs the change above its threshold AND its 95%% interval above half the
+threshold; a pass needs the interval below the threshold."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the check's options."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
     parser.add_argument(
         "--baseline",
         required=True,
@@ -23,20 +40,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--thresholds", metavar="FILE", help="TOML file overriding per-metric thresholds"
     )
+    parser.add_argument(
+        "--reference",
+        default="auto",
+        metavar="SELECTOR",
+        help="cancel machine-wide drift between the runs: divide every trial by the trial "
+        "of the same round of a reference cell of the same target/runtime/power mode. "
+        "'auto' (default): the dense cell of the group; 'none': compare unnormalised; or "
+        "FIELD=VALUE[,FIELD=VALUE], e.g. method=dense,condition=all",
+    )
     parser.add_argument("--allow-different-device", action="store_true",
                         help="compare cells even when the device fingerprints differ")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the Markdown table of regressions and improvements; return 0 or 1."""
-    from reports.check import compare_stores, render_check
+    """Print the verdict and its tables; return 0, 1 or 3."""
+    from reports.check import compare_stores, parse_reference
+    from reports.check_render import render_check
     from reports.store import load_store
     from reports.thresholds import load_thresholds
 
     thresholds = load_thresholds(args.thresholds)
+    parse_reference(args.reference)  # a bad selector is exit 2 before any store is read
     baseline = load_store(args.baseline)
     candidate = load_store(args.candidate)
-    result = compare_stores(baseline, candidate, thresholds,
+    result = compare_stores(baseline, candidate, thresholds, reference=args.reference,
                             allow_different_device=args.allow_different_device)  # fmt: skip
-    print(render_check(result, baseline, candidate, thresholds), end="")
+    print(render_check(result, baseline, candidate, thresholds, args.reference), end="")
     return result.exit_code

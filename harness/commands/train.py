@@ -70,6 +70,11 @@ def _validate_names(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _validate_names(args)
+    from sentryfuse.checkpoint import check_out_dir
+    from sentryfuse.outpath import check_can_create
+
+    check_out_dir(args.out)  # before loading data or training: a bad --out costs one line
+    check_can_create(args.out, "--out")
     from sentryfuse.data import load_dataset
     from sentryfuse.models import model_config_for
     from sentryfuse.train import TrainConfig, train

@@ -228,7 +228,7 @@ def make_store(path: Path, *, grid_name: str = "report", seed: int = 0,
              "2025-01-01T00:10:05Z"),
         )  # fmt: skip
         conn.executemany(
-            "INSERT INTO latency_samples VALUES (?,?,?)",
+            "INSERT INTO latency_samples (cell_key, idx, latency_ms) VALUES (?,?,?)",
             [(key, i, float(v)) for i, v in enumerate(samples)],
         )
         if d["kind"] == "replay":
