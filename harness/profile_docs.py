@@ -131,6 +131,26 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
         "≥ 0",
         "sentryfuse's default (60)",
     ),  # fmt: skip
+    ("train", "subnet"): (
+        "prunability-aware training: sub-network passes without the units the pruner would "
+        "remove (false: the old recipe, bit-identical)",
+        "",
+        "true, false",
+        None,
+    ),  # fmt: skip
+    ("train", "subnet_ranking"): (
+        "units those passes remove: SentryGate's choice for the batch's sensor pattern, or "
+        "random (structured-dropout control)",
+        "",
+        "scorer, random",
+        None,
+    ),  # fmt: skip
+    ("train", "distill"): (
+        "sub-networks also learn from the full model's outputs (KL, temperature 2)",
+        "",
+        "true, false",
+        None,
+    ),  # fmt: skip
     ("eval", "max_train"): ("train on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "max_test"): ("evaluate on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "batch_size"): ("evaluation batch size", "samples", "≥ 1", None),
