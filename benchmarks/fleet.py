@@ -111,6 +111,8 @@ def suite(out: Path, repeats: int) -> None:
             assert "48 cells: 48 ran ok" in stdout, stdout
             modes[mode].append(wall)
             print(f"repeat {r} {mode}: {wall:.1f} s", flush=True)
+            with (out / "suite-runs.jsonl").open("a") as f:  # kept even if interrupted
+                f.write(json.dumps({"repeat": r, "mode": mode, "wall_s": wall}) + "\n")
     _table(modes, out / "suite.json")
 
 

