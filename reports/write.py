@@ -19,6 +19,7 @@ import pandas as pd
 from reports import plots
 from reports.claims import claims_table
 from reports.finetune import accuracy_gap, energy_break_even
+from reports.fleet import device_table
 from reports.render import Section, render_html, render_markdown
 from reports.store import StoreData, load_store
 from reports.tables import (
@@ -250,6 +251,9 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         ("cells (every figure; stability per cell)", _cells_table(store)),
         ("failed", failed),
     ]
+    sections.append(Section("Devices", ["Cells grouped by the fingerprint of the device that "
+                            "measured them (a fleet run spans several)."],
+                            [("devices", device_table(store))]))  # fmt: skip
     sections.append(_provenance(store))
     sections.append(Section("Raw tables", [f"{len(failed)} cell(s) failed. {energy_note}"], raw))
     return sections
