@@ -10,9 +10,10 @@ best fine-tuned baseline) is written from the CSV at the end (``--summary-only``
 just that).
 
 Conditions: all present, each single modality missing (the pruned model has no encoder
-for it and sees only the rest), and random 30% per-sample dropout (pruned for all
-modalities — the device cannot know which sample loses which sensor — and evaluated
-with a seeded per-sample mask, the same for every method).
+for it and sees only the rest), and random 30% per-sample dropout (seeded per-sample
+mask, the same for every method; zero-shot methods prune once per present pattern and
+each sample runs on its pattern's sub-network, ``sentryfuse.prune.routed``; latency and
+size columns are the all-present variant's; fine-tuned baselines keep one model).
 
     python benchmarks/eval_grid.py --datasets hapt --backbones early,late,bottleneck \\
         --ckpt-dir runs/checkpoints --csv runs/grid/grid.csv --summary runs/grid/summary.md
@@ -152,8 +153,22 @@ def run_cell(args, ckpt, dataset, method, sparsity, cond, calib, dense, cache) -
         )
     test = dataset.test
     x1 = feed_for(model, cond, test)
+    if cond.static_present(names) is None and not method.startswith("ft:"):
+        # per-sample dropout: every sample on the sub-network pruned for its own pattern
+        from sentryfuse.prune.routed import routed_accuracy
+
+        def variant_for(pattern):
+            pattern = None if len(pattern) == len(names) else list(pattern)
+            return prune(
+                ckpt, base, sparsity, present=pattern, calib=calib, budget=args.budget,
+                seed=args.seed, cache=cache,
+            ).model  # fmt: skip
+
+        acc = routed_accuracy(variant_for, test, cond, names, seed=args.seed)[0]
+    else:
+        acc = evaluate_accuracy(model, test, cond, seed=args.seed)
     return {
-        "accuracy": round(evaluate_accuracy(model, test, cond, seed=args.seed), 5),
+        "accuracy": round(acc, 5),
         "params": count_params(model),
         "gflops": round(count_gflops(model, x1), 6),
         "latency_ms": round(latency_ms(model, x1, args.latency_runs), 4),
@@ -256,7 +271,12 @@ def _pct(x: float) -> str:
 
 
 def headline(df) -> dict:
-    """SentryGate's margins (accuracy points as fractions) over the baselines, by scope."""
+    """SentryGate's margins (accuracy points as fractions) over the baselines, by scope.
+
+    The margin over the strongest baseline is ``reports.margins.margin_vs_strongest`` (the
+    one definition the report and the claims table use), with its interval over seeds."""
+    from reports.margins import margin_vs_strongest
+
     wide = df.pivot_table(index=CELL, columns="method", values="accuracy", aggfunc="mean")
     if "sentrygate" not in wide:
         return {}
@@ -265,19 +285,22 @@ def headline(df) -> dict:
         return {}
     ft = [m for m in wide.columns if str(m).startswith("ft:")]
     cond = wide.index.get_level_values("condition")
+    points = df.assign(accuracy_pct=df["accuracy"] * 100)
     out = {}
-    for scope, sel in (("overall", cond == cond), ("all present", cond == "all"),
-                       ("dropout", cond != "all")):  # fmt: skip
+    for scope, sel, rows in (("overall", cond == cond, points),
+                             ("all present", cond == "all", points[points.condition == "all"]),
+                             ("dropout", cond != "all", points[points.condition != "all"])):  # fmt: skip
         w = wide[sel].dropna(subset=["sentrygate", *base])
-        if w.empty:
+        m = margin_vs_strongest(rows, baselines=base, keys=CELL, seed="seed", n=None)
+        if w.empty or m is None:
             continue
         sg = w["sentrygate"]
-        best_method = w[base].mean().idxmax()
         r = {
             "cells": len(w),
             "sentrygate": sg.mean(),
-            "strongest_baseline": best_method,
-            "margin_vs_strongest": (sg - w[best_method]).mean(),
+            "strongest_baseline": m.baseline,
+            "margin_vs_strongest": m.points / 100,
+            "margin_interval": m.interval_text() + f" ({m.basis})",
             "margin_vs_cell_best": (sg - w[base].max(axis=1)).mean(),
             "win_rate_vs_cell_best": float((sg >= w[base].max(axis=1)).mean()),
         }
@@ -303,15 +326,16 @@ def write_summary(csv_path: Path, md_path: Path) -> None:
              f"datasets {sorted(df.dataset.unique())}, backbones {sorted(df.backbone.unique())}, "
              f"budget {sorted(df.budget.unique())}).\n"]  # fmt: skip
     lines.append("## Headline (accuracy points, SentryGate minus baseline; mean over cells)\n")
-    lines.append("| scope | cells | SentryGate acc | strongest baseline | margin | paper | "
-                 "margin vs per-cell best | win rate | vs taylor-calib | best fine-tuned | "
+    lines.append("| scope | cells | SentryGate acc | strongest baseline | margin | 95% interval | "
+                 "paper | margin vs per-cell best | win rate | vs taylor-calib | best fine-tuned | "
                  "fine-tuned minus SentryGate |")  # fmt: skip
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scope, r in headline(df).items():
         paper = PAPER.get(scope)
         lines.append(
             f"| {scope} | {r['cells']} | {100 * r['sentrygate']:.1f} | {r['strongest_baseline']} | "
-            f"{_pct(r['margin_vs_strongest'])} | {'' if paper is None else f'+{paper}'} | "
+            f"{_pct(r['margin_vs_strongest'])} | {r['margin_interval']} | "
+            f"{'' if paper is None else f'+{paper}'} | "
             f"{_pct(r['margin_vs_cell_best'])} | {100 * r['win_rate_vs_cell_best']:.0f}% | "
             f"{_pct(r.get('margin_vs_taylor_calib', float('nan')))} | {r.get('best_finetuned', '')} | "
             f"{_pct(r.get('gap_to_best_finetuned', float('nan')))} |"

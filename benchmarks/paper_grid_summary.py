@@ -15,16 +15,18 @@ import sys
 
 import pandas as pd
 
+from reports.margins import BASELINES_ZERO_SHOT, margin_vs_strongest, paired_margin
 from reports.render import markdown_table
 
-ZERO_SHOT = ("random", "magnitude", "taylor", "fisher", "taylor-calib")
+ZERO_SHOT = BASELINES_ZERO_SHOT
 
 
 def load(path: str) -> pd.DataFrame:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         df = pd.read_sql_query(
-            "SELECT dataset, backbone, method, sparsity, condition, accuracy, params, gflops,"
-            " latency_ms_p50 FROM cells WHERE status = 'ok' AND kind = 'static'",
+            "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
+            " n_eval, params, gflops, latency_ms_p50 FROM cells"
+            " WHERE status = 'ok' AND kind = 'static'",
             db,
         )
     df["accuracy"] *= 100
@@ -32,21 +34,28 @@ def load(path: str) -> pd.DataFrame:
     return df
 
 
-def margin(df: pd.DataFrame) -> tuple[str, float, str, float]:
-    """(strongest zero-shot baseline, SentryGate minus it, best fine-tuned, it minus SentryGate)."""
-    means = df[df["sparsity"] > 0].groupby("method")["accuracy"].mean()
-    best = max(ZERO_SHOT, key=lambda m: means.get(m, float("-inf")))
-    ft = [m for m in means.index if m.endswith("+ft")]
-    best_ft = max(ft, key=lambda m: means[m]) if ft else ""
-    sg = means["sentrygate"]
-    return best, sg - means[best], best_ft, (means[best_ft] - sg) if ft else float("nan")
+def margin(df: pd.DataFrame) -> tuple[str, str, str, float]:
+    """(strongest zero-shot baseline, SentryGate minus it with its interval, best
+    fine-tuned, it minus SentryGate): ``reports.margins``, the report's own definition."""
+    pruned = df[df["sparsity"] > 0].assign(accuracy_pct=lambda d: d["accuracy"])
+    m = margin_vs_strongest(pruned, baselines=ZERO_SHOT)
+    means = pruned.groupby("method")["accuracy"].mean()
+    ft = [x for x in means.index if x.endswith("+ft")]
+    best_ft = max(ft, key=lambda x: means[x]) if ft else ""
+    ft_gap = float("nan")
+    if ft:
+        g = paired_margin(pruned, best_ft)
+        ft_gap = -g.points if g is not None else ft_gap
+    if m is None:
+        return "n/a", "n/a", best_ft, ft_gap
+    return m.baseline, f"{m.points:+.1f} {m.interval_text()} ({m.basis})", best_ft, ft_gap
 
 
 def main(path: str) -> None:
     df = load(path)
     pruned = df[df["sparsity"] > 0]
     print(f"{len(df)} cells from `{path}`\n")
-    print("| scope | cells per method | SentryGate | strongest zero-shot baseline | margin (points) "
+    print("| scope | cells per method | SentryGate | strongest zero-shot baseline | margin (points, 95% interval) "
           "| paper | best fine-tuned | fine-tuned minus SentryGate |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     paper = {"overall": "+12.7", "all sensors": "", "dropout": "+18"}
@@ -54,7 +63,7 @@ def main(path: str) -> None:
         best, m, best_ft, ft_gap = margin(sub)
         n = int((sub["method"] == "sentrygate").sum())
         sg = sub[sub["method"] == "sentrygate"]["accuracy"].mean()
-        print(f"| {scope} | {n} | {sg:.1f} | {best} | {m:+.1f} | {paper[scope]} "
+        print(f"| {scope} | {n} | {sg:.1f} | {best} | {m} | {paper[scope]} "
               f"| {best_ft} | {ft_gap:+.1f} |")  # fmt: skip
     order = ["dense", *ZERO_SHOT, "sentrygate"] + sorted(
         m for m in df["method"].unique() if m.endswith("+ft")

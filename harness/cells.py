@@ -52,10 +52,20 @@ class Cell:
     def finetuned(self) -> bool:
         return self.method.endswith("+ft")
 
+    @property
+    def batch_size(self) -> int:
+        return int(dict(self.settings)["measure"]["batch_size"])
+
+    @property
+    def scenario(self) -> str:
+        return str(dict(self.settings).get("scenario", "single-stream"))
+
     def label(self) -> str:
+        extra = f" b{self.batch_size}" if self.batch_size != 1 else ""
+        extra += f" {self.scenario}" if self.scenario != "single-stream" else ""
         return (
             f"{self.dataset}/{self.backbone}/{self.attention} {self.method}@{self.sparsity:g} "
-            f"{self.condition} {self.target}/{self.runtime}/{self.power_mode} s{self.seed}"
+            f"{self.condition} {self.target}/{self.runtime}/{self.power_mode} s{self.seed}{extra}"
         )
 
 
@@ -63,17 +73,29 @@ def cell_key(definition: dict[str, Any]) -> str:
     return sha256_hex(canonical_json(definition))
 
 
-def _settings(profile: Profile, finetuned: bool, replay: bool) -> tuple[tuple[str, Any], ...]:
+def _settings(
+    profile: Profile,
+    finetuned: bool,
+    replay: bool,
+    batch_size: int | None = None,
+    scenario: str = "single-stream",
+) -> tuple[tuple[str, Any], ...]:
     d: dict[str, Any] = {
         "train": asdict(profile.train),
         "eval": asdict(profile.eval),
         "measure": asdict(profile.measure),
     }
+    if batch_size is not None:  # grid batch_sizes; the default one keeps the old key
+        d["measure"]["batch_size"] = batch_size
+    if scenario != "single-stream":
+        d["scenario"] = scenario
     if finetuned:
         d["finetune"] = asdict(profile.finetune)
     if replay and profile.replay is not None:
         r = asdict(profile.replay)
         r.pop("methods")
+        if not r["budgets"]:  # profiles without budgets keep their cell keys
+            r.pop("budgets")
         d["replay"] = r
     return tuple(sorted((k, _jsonable(v)) for k, v in d.items()))
 
@@ -102,7 +124,13 @@ def expand(profile: Profile) -> list[Cell]:
                     if profile.dense_baseline:
                         combos.append(("dense", 0.0))
                     combos += [(m, s) for m in g.methods for s in g.sparsities]
-                    for method, sparsity in combos:
+                    shapes = itertools.product(
+                        g.batch_sizes or (profile.measure.batch_size,),
+                        g.scenarios or ("single-stream",),
+                    )
+                    for (method, sparsity), (batch, scenario) in itertools.product(
+                        combos, list(shapes)
+                    ):
                         ft = method.endswith("+ft")
                         cell = Cell(
                             "static",
@@ -116,16 +144,20 @@ def expand(profile: Profile) -> list[Cell]:
                             runtime,
                             mode,
                             seed,
-                            _settings(profile, ft, replay=False),
+                            _settings(profile, ft, False, batch, scenario),
                         )
                         if cell.key not in seen:  # e.g. sparsity 0 listed for a method
                             seen.add(cell.key)
                             cells.append(cell)
+    if profile.models:  # the user's own ONNX files (harness/usermodel.py)
+        from harness.usermodel import model_cells
+
+        cells += model_cells(profile)
     r = profile.replay
     if r is not None:
         for seed, method in itertools.product(g.seeds, r.methods):
             ft = method.endswith("+ft")
-            sparsity = max(sp for _, sp in r.policy)
+            sparsity = max((sp for _, sp in r.policy), default=0.0)  # budgets: chosen later
             cells.append(
                 Cell(
                     "replay",
@@ -145,34 +177,8 @@ def expand(profile: Profile) -> list[Cell]:
     return cells
 
 
-# Crude per-unit costs for --dry-run on a 2-core CPU; they size a run, not report it.
-_TRAIN_S_PER_EPOCH = {"tiny": 4.0, "small": 15.0}
-_SCORER_S_PER_STEP = {"tiny": 0.5, "small": 1.5}  # measured: tiny synthetic, 2 cores
-_SCORER_DEFAULT_STEPS = 60
-_PRUNE_S = 0.5
-_EVAL_S = 1.0
-_EXPORT_S = 0.5
-_FT_S_PER_STEP = 0.05
-_ASSUMED_LATENCY_S = 0.002
-
-
 def estimate_seconds(profile: Profile, cells: list[Cell]) -> float:
-    """Rough wall time: training per checkpoint + per-cell prune/eval/export/measure."""
-    m = profile.measure
-    ckpts = {(c.dataset, c.backbone, c.attention, c.seed) for c in cells}
-    t = profile.train
-    steps = _SCORER_DEFAULT_STEPS if t.scorer_final_steps is None else t.scorer_final_steps
-    per_ckpt = t.epochs * _TRAIN_S_PER_EPOCH[t.size] + steps * _SCORER_S_PER_STEP[t.size]
-    total = len(ckpts) * per_ckpt
-    per_measure = m.warmup_s + m.trials * max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
-    for c in cells:
-        total += _EVAL_S + _EXPORT_S + (0 if c.method == "dense" else _PRUNE_S)
-        if c.finetuned:
-            total += profile.finetune.steps * _FT_S_PER_STEP
-        if c.kind == "replay" and profile.replay is not None:
-            r = profile.replay
-            n = r.duration_s * r.rate_hz
-            total += len(r.events) * (_EXPORT_S + _PRUNE_S) + n * _ASSUMED_LATENCY_S
-        else:
-            total += per_measure
-    return total
+    """Prior wall time of ``cells`` (the cost model lives in ``harness.progress``)."""
+    from harness.progress import make_plan, plan_seconds
+
+    return plan_seconds(make_plan(profile, cells, {}))

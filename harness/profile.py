@@ -17,6 +17,8 @@ from typing import Any
 
 from harness import registry
 from harness.dropout import parse_condition
+from harness.offline import SCENARIOS
+from harness.policy import read_budgets
 from harness.profile_schema import (
     EvalSettings,
     FinetuneSettings,
@@ -37,7 +39,7 @@ else:  # pragma: no cover - pyproject pulls tomli on 3.10
 
 TargetFactory = Callable[[str], Any]
 _TOP_KEYS = ("name", "description", "dense_baseline")
-_SECTIONS = ("grid", "measure", "train", "eval", "finetune", "replay")
+_SECTIONS = ("grid", "measure", "train", "eval", "finetune", "replay", "models")
 
 
 def load_profile(path: str | Path, *, target_factory: TargetFactory | None = None) -> Profile:
@@ -62,6 +64,8 @@ def parse_profile(raw: dict[str, Any], file: str, *, target_factory: TargetFacto
     name = top.str("name", default=Path(file).stem)
     description = top.str("description", default="")
     dense_baseline = top.bool("dense_baseline", default=True)
+    if "models" in top.unread():  # a suite of the user's own ONNX files (harness/usermodel.py)
+        return _models_profile(top, file, name, description, target_factory)
     grid = _grid(top.section("grid", required=True), target_factory)
     measure = _measure(top.section("measure"))
     train = _train(top.section("train"))
@@ -73,6 +77,18 @@ def parse_profile(raw: dict[str, Any], file: str, *, target_factory: TargetFacto
     return Profile(
         name, description, file, grid, measure, train, eval_, finetune, replay, dense_baseline
     )
+
+
+def _models_profile(
+    top: Section, file: str, name: str, description: str, target_factory: TargetFactory
+) -> Profile:
+    from harness.usermodel import parse_model_grid, parse_models
+
+    models = parse_models(top.tables("models"), Path(file).parent)
+    grid = parse_model_grid(top.section("grid", required=True), target_factory)
+    measure = _measure(top.section("measure"))
+    top.done()
+    return Profile(name, description, file, grid, measure, dense_baseline=False, models=models)
 
 
 def _grid(s: Section, target_factory: TargetFactory) -> Grid:
@@ -95,6 +111,10 @@ def _grid(s: Section, target_factory: TargetFactory) -> Grid:
         "power_modes", targets, kind="target", item=None, default=(registry.CURRENT_MODE,)
     )
     seeds = s.ints("seeds", default=(0,))
+    batch_sizes = s.ints("batch_sizes", default=())
+    if any(b < 1 for b in batch_sizes):
+        fail(file=s.file, key=s.key("batch_sizes"), problem="batch sizes must be ≥ 1")
+    scenarios = s.names("scenarios", SCENARIOS, kind="scenario", default=())
     s.done()
     for target in targets:
         _check_target(
@@ -117,6 +137,8 @@ def _grid(s: Section, target_factory: TargetFactory) -> Grid:
         runtimes,
         modes,
         seeds,
+        batch_sizes,
+        scenarios,
     )
 
 
@@ -195,6 +217,9 @@ def _train(s: Section) -> TrainSettings:
         batch_size=s.int("batch_size", d.batch_size, minimum=1),
         lr=s.float("lr", d.lr, minimum=0.0),
         scorer_final_steps=s.int("scorer_final_steps", None, minimum=0),
+        subnet=s.bool("subnet", d.subnet),
+        subnet_ranking=s.choice("subnet_ranking", ("scorer", "random"), d.subnet_ranking),
+        distill=s.bool("distill", d.distill),
     )
     s.done()
     return t
@@ -231,8 +256,9 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
     duration_s = s.float("duration_s", 60.0, minimum=0.0)
     rate_hz = s.float("rate_hz", 10.0, minimum=0.0)
     deadline_ms = s.float("deadline_ms", 10.0, minimum=0.0)
-    policy_sec = s.section("policy", required=True)
-    policy = policy_sec.float_table()
+    policy_sec = s.section("policy", required=not isinstance(s._raw.get("budgets"), dict))
+    policy = policy_sec.float_table() if policy_sec.present else ()
+    budgets = read_budgets(s.section("budgets"), policy)
     for mode, sp in policy:
         if not 0.0 <= sp < 1.0:
             fail(
@@ -240,8 +266,10 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
                 key=policy_sec.key(mode),
                 problem=f"sparsity {sp} is out of range; use a fraction in [0, 1)",
             )
+    modes = tuple(m for m, _ in policy) + tuple(m for m, _, _ in budgets)
     events = tuple(
-        _event(ev, i, duration_s, dict(policy)) for i, ev in enumerate(s.tables("events"))
+        _event(ev, i, duration_s, dict.fromkeys(modes, 0.0))
+        for i, ev in enumerate(s.tables("events"))
     )
     s.done()
     if duration_s <= 0 or rate_hz <= 0:
@@ -263,7 +291,6 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
             key=s.key("events"),
             problem="event times must be strictly increasing and below duration_s",
         )
-    modes = tuple(m for m, _ in policy)
     _check_target(
         s.file, s.key("runtime"), target, (runtime,), modes, s.key("policy"), target_factory
     )
@@ -279,6 +306,7 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
         rate_hz,
         deadline_ms,
         policy,
+        budgets,
     )
 
 

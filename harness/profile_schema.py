@@ -26,6 +26,8 @@ class Grid:
     runtimes: tuple[str, ...]
     power_modes: tuple[tuple[str, tuple[str, ...]], ...]  # ((target, (mode, ...)), ...)
     seeds: tuple[int, ...]
+    batch_sizes: tuple[int, ...] = ()  # () = [measure] batch_size only
+    scenarios: tuple[str, ...] = ()  # () = single-stream only; 'offline' (harness/offline.py)
 
     def conditions_for(self, dataset: str) -> tuple[str, ...]:
         return dict(self.conditions)[dataset]
@@ -60,6 +62,10 @@ class TrainSettings:
     # SentryGate scorer steps after the last epoch (None: sentryfuse's default). Tiny test
     # profiles cut it, since it dominates the training time of a one-epoch model.
     scorer_final_steps: int | None = None
+    # Prunability-aware training (sentryfuse.subnet_train); subnet = false is the old recipe.
+    subnet: bool = True
+    subnet_ranking: str = "scorer"  # 'scorer' | 'random' (structured-dropout control)
+    distill: bool = True  # distil the full model into the sub-networks
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,30 @@ class ReplaySettings:
     rate_hz: float  # stream samples per second of stream time (simulated, not slept)
     deadline_ms: float
     policy: tuple[tuple[str, float], ...]  # ((power mode, sparsity), ...)
+    # ((power mode, 'deadline_ms' | 'energy_mj', value), ...): a target per mode, met by
+    # the least pruning a measured latency model allows (harness/policy.py)
+    budgets: tuple[tuple[str, str, float], ...] = ()
 
     def sparsity_for(self, mode: str) -> float:
         return dict(self.policy)[mode]
+
+    def budget_for(self, mode: str) -> tuple[str, float] | None:
+        """(kind, value) when ``mode`` has a target rather than a fixed sparsity."""
+        return next(((k, v) for m, k, v in self.budgets if m == mode), None)
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """A user's own ONNX file benchmarked as a variant of a suite (``[[models]]``).
+
+    Cells are keyed by ``name``, ``shapes`` and ``batch`` (not the file's bytes), so
+    ``check`` compares two versions of the same model; ``sha256`` is provenance."""
+
+    name: str
+    path: str  # absolute
+    sha256: str
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]  # every input's concrete shape
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,10 +148,13 @@ class Profile:
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     replay: ReplaySettings | None = None
     dense_baseline: bool = True
+    models: tuple[UserModel, ...] = ()  # user ONNX files (harness/usermodel.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        if not self.models:
+            d.pop("models")  # profiles without models hash as they always did
         return d
 
     def to_json(self) -> str:

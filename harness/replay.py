@@ -28,6 +28,7 @@ from harness.cellrun import fed_modalities, measurement_columns, meter_for
 from harness.cells import Cell
 from harness.dropout import DropoutCondition
 from harness.measure import latency_stats
+from harness.policy import Budget
 from harness.power import ModeSwitcher, Segment, timeline_segments
 from harness.store import SegmentRow
 
@@ -45,6 +46,21 @@ class _Policy:
         self._static = None
         self._static_sparsity = 0.0
         self._ft: dict[tuple, Any] = {}
+
+    def variant_at(self, present: tuple[str, ...], sparsity: float) -> Any:
+        """The model this method would deploy at ``sparsity`` (a budget's latency model
+        measures exactly these shapes)."""
+        c = self.cell
+        if c.method == "sentrygate":
+            from sentryfuse.prune import Repruner
+
+            if self._repruner is None:
+                self._repruner = Repruner(self.ckpt)
+            return self._repruner.reprune(present, sparsity).model
+        where = present if c.finetuned else None  # static masks keep every sensor
+        return self.art.variant(
+            self.ckpt_key, self.ckpt, self.ds, c.base_method, sparsity, where, c.seed
+        ).model
 
     def model_for(
         self, seg: Segment, sparsity: float
@@ -111,11 +127,23 @@ def run_replay_cell(
     energy_known = True
     cursor = 0
     switches = []
+    planner = _planner(cell, art, target, policy, workdir) if r.budgets else None
+    budget_rows: list[dict] = []
     with ModeSwitcher(target.power_modes()) as modes:
         for seg in segments:
-            model, sparsity, switch_ms, charged_mj, charged_src = policy.model_for(
-                seg, r.sparsity_for(seg.power_mode)
-            )
+            modes.switch(seg.power_mode)  # a budget's latency model is measured under it
+            plan, deadline_ms = None, r.deadline_ms
+            budget = r.budget_for(seg.power_mode)
+            if budget is None:
+                wanted = r.sparsity_for(seg.power_mode)
+            else:
+                plan = planner.plan(  # type: ignore[union-attr]
+                    seg.seq, seg.power_mode, Budget(*budget), seg.present,
+                    _samples(test, policy.ds.modality_names, seg.present),
+                )  # fmt: skip
+                wanted = plan.choice.sparsity
+                deadline_ms = budget[1] if budget[0] == "deadline_ms" else deadline_ms
+            model, sparsity, switch_ms, charged_mj, charged_src = policy.model_for(seg, wanted)
             switches.append(switch_ms)
             model.eval()
             names = fed_modalities(model, seg.present)
@@ -129,7 +157,6 @@ def run_replay_cell(
                 workdir / f"seg{seg.seq}",
             )
             try:
-                modes.switch(seg.power_mode)
                 lat, preds, reading = _stream(runner, inputs, sensor)
             finally:
                 runner.close()
@@ -144,6 +171,9 @@ def run_replay_cell(
             else:
                 energy_total += seg_energy
             all_lat.extend(lat)
+            if plan is not None:
+                per = None if reading is None or not lat else reading.total_mj / len(lat)
+                budget_rows.append(plan.report(lat, per) | {"deployed_sparsity": sparsity})
             pct = np.percentile(lat, [50, 99]) if lat else [None, None]
             rows.append(
                 SegmentRow(
@@ -154,7 +184,7 @@ def run_replay_cell(
                     present=seg.present,
                     sparsity=sparsity,
                     n_samples=seg.n_samples,
-                    deadline_misses=int(sum(x > r.deadline_ms for x in lat)),
+                    deadline_misses=int(sum(x > deadline_ms for x in lat)),
                     accuracy=correct / seg.n_samples if seg.n_samples else None,
                     latency_ms_p50=_f(pct[0]),
                     latency_ms_p99=_f(pct[1]),
@@ -193,8 +223,25 @@ def run_replay_cell(
             "deadline_misses": sum(s.deadline_misses for s in rows),
             "switch_ms": switches,
         }
+        | ({"budgets": budget_rows} if budget_rows else {})
     )
     return cols, tuple(all_lat), rows
+
+
+def _planner(cell: Cell, art: Artifacts, target: Any, policy: _Policy, workdir: Path) -> Any:
+    from harness.budget_plan import BudgetPlanner
+    from harness.store import STORE_NAME
+
+    source = {"method": cell.method, "checkpoint": policy.ckpt_key, "seed": cell.seed}
+    return BudgetPlanner(
+        target, cell.runtime, art.out_dir / STORE_NAME, workdir, policy.variant_at, source
+    )
+
+
+def _samples(test: Any, order: list[str], present: tuple[str, ...], n: int = 16) -> list[dict]:
+    """Batch-1 test samples of the present sensors, for measuring a latency model."""
+    names = [m for m in order if m in present]
+    return [{m: np.ascontiguousarray(test.x[m][i : i + 1]) for m in names} for i in range(n)]
 
 
 def _stream(runner: Any, inputs: list[dict], sensor: Any) -> tuple[list[float], list[int], Any]:

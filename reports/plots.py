@@ -74,12 +74,16 @@ def plot_accuracy_vs_sparsity(acc: pd.DataFrame) -> Figure | None:
             if attention != "dense":
                 style["linestyle"] = ":"
             ax.plot(line["sparsity"] * 100, line["accuracy_pct"], label=label, **style)
+            if {"accuracy_lo", "accuracy_hi"} <= set(line.columns):  # 95% over seeds / Wilson
+                ax.fill_between(line["sparsity"] * 100, line["accuracy_lo"].astype(float),
+                                line["accuracy_hi"].astype(float), alpha=0.12,
+                                color=style.get("color"))  # fmt: skip
         ax.set_title(f"{dataset} · {backbone}")
         ax.set_xlabel("sparsity (% heads + FFN channels removed)")
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Accuracy vs sparsity (all sensors present)")
+    fig.suptitle("Accuracy vs sparsity (all sensors present; bands: 95% intervals)")
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,12 @@ margin-top:2rem}table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}
 th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:left}th{background:#f1f1f1}
 td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;height:auto}
 .note{color:#555;font-size:.85rem}
+.tablewrap{max-width:100%;overflow-x:auto}
+td,th{max-width:28rem;overflow-wrap:anywhere;vertical-align:top}
+.badge{background:#fde8c8;color:#7a3e00;border:1px solid #e0a050;border-radius:3px;
+padding:0 .25rem;white-space:nowrap}
 """
+BADGE_PREFIX = "⚠ unstable"
 
 
 @dataclass
@@ -48,13 +53,25 @@ def fmt(value: object) -> str:
     return str(value)
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|"})
+
+
+def md_escape(text: str) -> str:
+    """Text from the store made inert in Markdown: no links, code, emphasis, HTML or cell
+    breaks (intraword underscores, as in metric names, are left alone: GFM ignores them)."""
+    out = str(text).replace("\r", " ").replace("\n", " ").translate(_MD_SPECIAL)
+    if out.startswith("_"):
+        out = "\\" + out
+    return out.replace(" _", " \\_").replace("_ ", "\\_ ")
+
+
 def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:
-    """A GitHub-flavoured Markdown table (pipes escaped), truncated with a note."""
+    """A GitHub-flavoured Markdown table (text escaped), truncated with a note."""
     if df.empty:
         return "_(no rows)_\n"
 
     def cell(v: object) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
+        return md_escape(fmt(v))
 
     lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
              "|" + "|".join("---" for _ in df.columns) + "|"]  # fmt: skip
@@ -72,29 +89,38 @@ def html_table(df: pd.DataFrame, max_rows: int = 200) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for row in df.head(max_rows).itertuples(index=False):
-        tds = "".join(
-            f'<td class="num">{html.escape(fmt(v))}</td>'
-            if isinstance(v, int | float) and not isinstance(v, bool)
-            else f"<td>{html.escape(fmt(v))}</td>"
-            for v in row
-        )
+        tds = "".join(_td(v) for v in row)
         body.append(f"<tr>{tds}</tr>")
     more = (
         f'<p class="note">{len(df) - max_rows} more rows in the CSV/Parquet tables</p>'
         if len(df) > max_rows
         else ""
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+    return (
+        f'<div class="tablewrap"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{more}"
+    )
+
+
+def _td(v: object) -> str:
+    """One escaped cell; an unstable badge is styled so it cannot be missed."""
+    text = html.escape(fmt(v))
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return f'<td class="num">{text}</td>'
+    if isinstance(v, str) and v.startswith(BADGE_PREFIX):
+        head, _, rest = text.partition(":")
+        return f'<td><span class="badge">{head}</span>{":" + rest if rest else ""}</td>'
+    return f"<td>{text}</td>"
 
 
 def render_markdown(title: str, sections: list[Section]) -> str:
     """The Markdown summary: every section's text and tables (plots live in the HTML)."""
-    out = [f"# {title}\n"]
+    out = [f"# {md_escape(title)}\n"]
     for s in sections:
-        out.append(f"## {s.title}\n")
-        out.extend(f"{p}\n" for p in s.paragraphs)
+        out.append(f"## {md_escape(s.title)}\n")
+        out.extend(f"{md_escape(p)}\n" for p in s.paragraphs)
         for caption, df in s.tables:
-            out.append(f"**{caption}**\n")
+            out.append(f"**{md_escape(caption)}**\n")
             out.append(markdown_table(df))
         if s.images:
             out.append(f"_{len(s.images)} plot(s) in report.html_\n")

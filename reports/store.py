@@ -4,12 +4,18 @@ Reports depend on the store's *schema*, not on the harness code: the columns thi
 module needs are listed here, checked when the store opens, and anything missing is a
 one-line ``StoreError`` instead of a ``KeyError`` deep inside a plot. The store is opened
 through a ``mode=ro`` URI so a report can never modify (or create) a store.
+
+Schema 2 measures each cell as several trials (table ``trials``, one row per timed
+window, with the interleaving ``round``); schema 1 stores are still read, as one trial per
+cell built from the cell row, so reports work on them and the gate can say why it cannot
+test them (``StoreData.user_version``).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,7 +24,7 @@ import pandas as pd
 from sentryfuse.errors import StoreError
 
 STORE_FILENAME = "results.sqlite"
-SUPPORTED_USER_VERSIONS = (1, 2)  # v2 (trials, intervals) adds tables/columns only
+SUPPORTED_USER_VERSIONS = (1, 2)
 
 # Columns the reports read; extra columns in the store are fine (forward compatible).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -42,6 +48,19 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "deadline_misses", "switch_ms", "energy_mj", "energy_source",
     ),
 }  # fmt: skip
+# What schema 2 adds (checked only on version-2 stores).
+V2_COLUMNS: dict[str, tuple[str, ...]] = {
+    "cells": (
+        "trials", "latency_ms_p50_ci_lo", "latency_ms_p50_ci_hi", "latency_trial_spread",
+        "energy_mj_ci_lo", "energy_mj_ci_hi", "energy_model", "unstable_reason",
+        "accuracy_ci_lo", "accuracy_ci_hi",
+    ),
+    "trials": (
+        "cell_key", "trial", "round", "latency_ms_p50", "latency_ms_p99", "latency_ms_mean",
+        "n", "elapsed_s", "energy_mj_per_inference",
+    ),
+}  # fmt: skip
+TRIAL_COLUMNS = V2_COLUMNS["trials"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,13 @@ class StoreData:
     cells: pd.DataFrame
     latency_samples: pd.DataFrame
     replay_segments: pd.DataFrame
+    # One row per trial (timed window); schema-1 stores get one synthesised trial per cell.
+    trials: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRIAL_COLUMNS))
+
+    def trials_for(self, cell_key: str) -> pd.DataFrame:
+        """The trials of one cell, ordered by trial number; empty if none."""
+        rows = self.trials[self.trials["cell_key"] == cell_key]
+        return rows.sort_values("trial").reset_index(drop=True)
 
     def samples_for(self, cell_key: str) -> pd.Series:
         """Raw latency samples (ms) of one cell in measurement order; empty if none."""
@@ -108,7 +134,16 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> int:
             f"results store '{path}' has schema version {version}, this version of the "
             f"reports reads {', '.join(map(str, SUPPORTED_USER_VERSIONS))}; upgrade sentryfuse"
         )
-    for table, needed in REQUIRED_COLUMNS.items():
+    required = dict(REQUIRED_COLUMNS)
+    if version >= 2:
+        if "trials" not in tables:
+            raise StoreError(
+                f"results store '{path}' is schema version {version} but has no 'trials' "
+                "table; it was written by an incompatible sentryfuse version"
+            )
+        for table, cols in V2_COLUMNS.items():
+            required[table] = tuple(required.get(table, ())) + cols
+    for table, needed in required.items():
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         missing = [c for c in needed if c not in have]
         if missing:
@@ -129,7 +164,9 @@ def load_store(path: str | Path) -> StoreData:
     try:
         version = _check_schema(conn, store_path)
         frames = {}
-        for table, columns in REQUIRED_COLUMNS.items():
+        tables = list(REQUIRED_COLUMNS) + (["trials"] if version >= 2 else [])
+        for table in tables:
+            columns = REQUIRED_COLUMNS.get(table, TRIAL_COLUMNS)
             # Select every column so extras written by newer harnesses are kept.
             frames[table] = pd.read_sql_query(f"SELECT * FROM {table}", conn)
             for col in columns:
@@ -143,6 +180,13 @@ def load_store(path: str | Path) -> StoreData:
     finally:
         conn.close()
     cells = frames["cells"]
+    if version < 2:
+        cells["trials"] = 1
+        cells["unstable_reason"] = [_v1_unstable_reason(e) for e in cells["extra_json"]]
+    trials = frames["trials"] if version >= 2 else _one_trial_per_cell(cells)
+    for col in ("latency_ms_p50", "latency_ms_p99", "latency_ms_mean", "elapsed_s",
+                "energy_mj_per_inference"):  # fmt: skip
+        trials[col] = pd.to_numeric(trials[col], errors="coerce")
     for col in ("sparsity", "accuracy", "latency_ms_p50", "latency_ms_p99",
                 "energy_mj_per_inference", "peak_memory_mb", "gflops",
                 "finetune_energy_mj"):  # fmt: skip
@@ -154,4 +198,34 @@ def load_store(path: str | Path) -> StoreData:
         cells=cells,
         latency_samples=frames["latency_samples"],
         replay_segments=frames["replay_segments"],
+        trials=trials,
     )
+
+
+def _v1_unstable_reason(extra_json: object) -> str | None:
+    """Schema 1 kept the stability warning in ``extra_json``; surface it."""
+    try:
+        warnings = json.loads(extra_json).get("warnings", []) if isinstance(extra_json, str) else []
+    except (ValueError, AttributeError):
+        return None
+    found = [str(w) for w in warnings if str(w).startswith("unstable")]
+    return found[0].removeprefix("unstable: ") if found else None
+
+
+def _one_trial_per_cell(cells: pd.DataFrame) -> pd.DataFrame:
+    """A schema-1 store measured each cell in one window: that window is its only trial."""
+    ok = cells[cells["status"] == "ok"]
+    return pd.DataFrame(
+        {
+            "cell_key": ok["cell_key"],
+            "trial": 0,
+            "round": 0,
+            "latency_ms_p50": ok["latency_ms_p50"],
+            "latency_ms_p99": ok["latency_ms_p99"],
+            "latency_ms_mean": ok["latency_ms_mean"],
+            "n": ok["latency_n"],
+            "elapsed_s": None,
+            "energy_mj_per_inference": ok["energy_mj_per_inference"],
+        },
+        columns=list(TRIAL_COLUMNS),
+    ).reset_index(drop=True)

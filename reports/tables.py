@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-BASELINES_ZERO_SHOT = ("random", "magnitude", "taylor", "fisher", "taylor-calib")
-SENTRYGATE = "sentrygate"
+from reports.intervals import t_interval, wilson
+from reports.margins import BASELINES_ZERO_SHOT, SENTRYGATE  # noqa: F401 - re-exported
 
 
 def ok_static(cells: pd.DataFrame) -> pd.DataFrame:
@@ -46,33 +46,53 @@ def _join_unique(values: pd.Series) -> str:
     return "+".join(vals) if vals else ""
 
 
-def accuracy_vs_sparsity(cells: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy (all sensors present) per dataset × backbone × attention × method × sparsity.
+def accuracy_over_seeds(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean accuracy (points) per ``keys`` group with its 95% interval over training seeds.
 
-    Accuracy does not depend on target or power mode, so those are averaged over.
+    Seeds are the replicates (a cell's accuracy moves by several points from one training
+    seed to the next): Student's t over seeds; with one seed, Wilson's binomial interval on
+    the test-set count, labelled '1 seed' so it is never read as a replicated figure.
     """
+    cols = [*keys, "accuracy_pct", "accuracy_lo", "accuracy_hi", "interval", "n_seeds",
+            "n_cells"]  # fmt: skip
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    per_seed = df.groupby([*keys, "seed"], as_index=False).agg(
+        acc=("accuracy_pct", "mean"), n_eval=("n_eval", "median"), n_cells=("cell_key", "count")
+    )
+    rows = []
+    for key, g in per_seed.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        values = g["acc"].to_numpy(dtype=float)
+        row = dict(zip(keys, key, strict=True))
+        if len(values) >= 2:
+            iv = t_interval(values)
+            lo, hi, label = iv.lo, iv.hi, f"t over {len(values)} seeds"
+        elif pd.notna(g["n_eval"].iloc[0]) and g["n_eval"].iloc[0] > 0:
+            w = wilson(values[0] / 100.0, int(g["n_eval"].iloc[0]))
+            lo, hi, label = w.lo * 100, w.hi * 100, "Wilson, 1 seed"
+        else:
+            lo, hi, label = np.nan, np.nan, "1 seed, no interval"
+        row.update(accuracy_pct=float(values.mean()), accuracy_lo=lo, accuracy_hi=hi,
+                   interval=label, n_seeds=len(values), n_cells=int(g["n_cells"].sum()))  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols).reset_index(drop=True)
+
+
+def accuracy_vs_sparsity(cells: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy (all sensors present) per dataset × backbone × attention × method × sparsity,
+    over training seeds. Accuracy does not depend on target or power mode: averaged over."""
     df = ok_static(cells)
     df = df[(df["condition"] == "all") & df["accuracy_pct"].notna()]
-    keys = ["dataset", "backbone", "attention", "method", "sparsity"]
-    return (
-        df.groupby(keys, as_index=False)
-        .agg(accuracy_pct=("accuracy_pct", "mean"), n_cells=("cell_key", "count"))
-        .sort_values(keys)
-        .reset_index(drop=True)
-    )
+    return accuracy_over_seeds(df, ["dataset", "backbone", "attention", "method", "sparsity"])
 
 
 def accuracy_by_condition(cells: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy under each modality condition per method and sparsity."""
+    """Accuracy under each modality condition per method and sparsity, over seeds."""
     df = ok_static(cells)
     df = df[df["accuracy_pct"].notna()]
     keys = ["dataset", "backbone", "attention", "method", "sparsity", "condition"]
-    return (
-        df.groupby(keys, as_index=False)
-        .agg(accuracy_pct=("accuracy_pct", "mean"), n_cells=("cell_key", "count"))
-        .sort_values(keys)
-        .reset_index(drop=True)
-    )
+    return accuracy_over_seeds(df, keys)
 
 
 def power_mode_table(cells: pd.DataFrame) -> pd.DataFrame:

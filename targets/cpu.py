@@ -15,6 +15,7 @@ from sentryfuse.errors import TargetError, unknown_name
 from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
 from targets.cpu_energy import DEFAULT_CPU_WATTS_PER_CORE, cpu_energy_sensor
 from targets.cpu_power import CpuPowerModes
+from targets.export import PARITY_ATOL, PARITY_RTOL
 from targets.hw import DEFAULT_ROOT, MONOTONIC, Clock, read_text, under
 from targets.memory import peak_rss_mb, reset_peak_rss
 
@@ -40,8 +41,13 @@ class CpuTarget(Target):
         sysfs_root: Path = DEFAULT_ROOT,
         clock: Clock = MONOTONIC,
         cpu_watts_per_core: float = DEFAULT_CPU_WATTS_PER_CORE,
+        parity_atol: float = PARITY_ATOL,
+        parity_rtol: float = PARITY_RTOL,
     ) -> None:
         self.root = Path(sysfs_root)
+        # How far an exported runtime may stray from eager torch before it is refused
+        # (as Polygraphy's --atol/--rtol); tighter values are for strict deployments.
+        self.parity_atol, self.parity_rtol = parity_atol, parity_rtol
         self.clock = clock
         self.cpu_watts_per_core = cpu_watts_per_core
         self._power = CpuPowerModes(self.root)
@@ -94,7 +100,9 @@ class CpuTarget(Target):
             raise TargetError(unknown_name("cpu runtime", runtime, CPU_RUNTIMES))
         from targets.cpu_runners import export_cpu
 
-        return export_cpu(model, example_inputs, runtime, Path(workdir))
+        return export_cpu(
+            model, example_inputs, runtime, Path(workdir), self.parity_atol, self.parity_rtol
+        )
 
     def power_modes(self) -> CpuPowerModes:
         return self._power

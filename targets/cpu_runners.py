@@ -16,13 +16,17 @@ import numpy as np
 from sentryfuse.errors import TargetError
 from targets.base import Runner
 from targets.export import (
+    PARITY_ATOL,
+    PARITY_RTOL,
     check_parity,
-    export_onnx,
     modality_order,
     to_tensors,
     torch_reference,
     weights_bytes,
 )
+from targets.ort_runner import OrtRunner
+
+__all__ = ["CompiledRunner", "OrtRunner", "TorchRunner", "export_cpu"]
 
 
 class TorchRunner(Runner):
@@ -62,66 +66,16 @@ class CompiledRunner(TorchRunner):
             raise TargetError(f"torch.compile failed ({exc}); use runtime 'torch'") from exc
 
 
-class OrtRunner(Runner):
-    """ONNX Runtime CPU session over an ONNX export with a dynamic batch axis.
-
-    The session's intra-op thread count follows torch's (set by the CPU power mode):
-    when the mode changes between calls the session is rebuilt, so the thread count a
-    measurement reports is the one that ran.
-    """
-
-    runtime = "onnxruntime"
-
-    def __init__(self, onnx_path: Path, order: tuple[str, ...], weights: int) -> None:
-        self.onnx_path = onnx_path
-        self.modalities = order
-        self.weights_bytes = weights
-        self.threads = 0
-        self._session: Any = None
-        self._ensure_session()
-
-    def _ensure_session(self) -> None:
-        import onnxruntime as ort
-        import torch
-
-        threads = torch.get_num_threads()
-        if self._session is not None and threads == self.threads:
-            return
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(self.onnx_path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise TargetError(f"onnxruntime could not load {self.onnx_path.name}: {exc}") from exc
-        self.threads = threads
-
-    def prepare(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {m: np.ascontiguousarray(inputs[m], dtype=np.float32) for m in self.modalities}
-
-    def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
-        self._ensure_session()
-        try:
-            feed = {m: inputs[m] for m in self.modalities}
-        except KeyError:
-            missing = [m for m in self.modalities if m not in inputs]
-            raise TargetError(
-                f"batch lacks modalities {missing} this runner was exported for "
-                f"{list(self.modalities)}; export a variant for the present modalities"
-            ) from None
-        return self._session.run(None, feed)[0]
-
-    def close(self) -> None:
-        self._session = None
-
-
 def export_cpu(
-    model: Any, example_inputs: Mapping[str, np.ndarray], runtime: str, workdir: Path
+    model: Any,
+    example_inputs: Mapping[str, np.ndarray],
+    runtime: str,
+    workdir: Path,
+    atol: float = PARITY_ATOL,
+    rtol: float = PARITY_RTOL,
 ) -> Runner:
-    """Build a CPU runner for ``runtime`` and check it against eager torch before returning."""
+    """Build a CPU runner for ``runtime`` and check it against eager torch (within
+    ``atol``/``rtol``) before returning: a runner that disagrees is never timed."""
     order = modality_order(example_inputs)
     model = model.eval()
     reference = torch_reference(model, example_inputs)
@@ -137,9 +91,9 @@ def export_cpu(
             raise TargetError(
                 "runtime 'onnxruntime' needs the onnxruntime package: pip install 'sentryfuse-bench[onnx]'"
             ) from exc
-        path = Path(workdir) / "model.onnx"
-        export_onnx(model, example_inputs, path)
-        runner = OrtRunner(path, order, weights_bytes(model))
+        runner = OrtRunner(
+            model, example_inputs, order, Path(workdir), weights_bytes(model), atol=atol, rtol=rtol
+        )
     else:
         raise TargetError(
             f"unknown CPU runtime '{runtime}'; valid: onnxruntime, torch, torch-compiled"
@@ -152,5 +106,5 @@ def export_cpu(
         raise TargetError(
             f"{runtime} failed on the example batch ({type(exc).__name__}: {exc}); use runtime 'torch'"
         ) from exc
-    check_parity(runtime, reference, got)
+    check_parity(runtime, reference, got, atol, rtol)
     return runner

@@ -73,19 +73,30 @@ def make_positional(model: Any, order: Sequence[str]) -> Any:
 
 
 def export_onnx(
-    model: Any, example_inputs: Mapping[str, np.ndarray], path: Path, opset: int = 17
+    model: Any,
+    example_inputs: Mapping[str, np.ndarray],
+    path: Path,
+    opset: int = 17,
+    dynamic_batch: bool = True,
 ) -> tuple[str, ...]:
-    """Export to ONNX with a dynamic batch axis; returns the input (modality) order.
+    """Export to ONNX; returns the input (modality) order.
 
-    Uses the TorchScript exporter (no onnxscript dependency); vendor failures become a
-    one-line ``TargetError``.
+    The graph is traced from a deployment copy with the gates folded into the weights
+    (``fold_gates``: no gate multiplies). ``dynamic_batch`` False fixes every shape to the
+    example's, as a TensorRT engine fixes its optimisation profile: ONNX Runtime then
+    folds all shape arithmetic (Shape/Gather/Concat/Where chains around every reshape)
+    into constants, which at batch 1 is a measurable share of a small model's latency
+    (``benchmarks/runtimes.py``). Uses the TorchScript exporter (no onnxscript
+    dependency); vendor failures become a one-line ``TargetError``.
     """
     import torch
 
+    from sentryfuse.models.fold import fold_gates
+
     order = modality_order(example_inputs)
-    wrapped = make_positional(model, order)
+    wrapped = make_positional(fold_gates(model), order)
     args = tuple(to_tensors(example_inputs, order)[m] for m in order)
-    dynamic = {m: {0: "batch"} for m in order} | {"logits": {0: "batch"}}
+    dynamic = {m: {0: "batch"} for m in order} | {"logits": {0: "batch"}} if dynamic_batch else None
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
@@ -106,6 +117,11 @@ def export_onnx(
             "use runtime 'torch' or simplify the model"
         ) from exc
     return order
+
+
+def batch_size_of(inputs: Mapping[str, Any]) -> int:
+    """The batch size of a ``{modality: (B, ...)}`` batch."""
+    return int(next(iter(inputs.values())).shape[0])
 
 
 def check_parity(

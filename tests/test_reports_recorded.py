@@ -26,6 +26,25 @@ def test_report_from_a_real_run(tmp_path: Path) -> None:
     assert (out / "tables").is_dir()
 
 
-def test_check_passes_a_run_against_itself(tmp_path: Path, capsys) -> None:
-    assert cli(["check", "--baseline", str(STORE), "--candidate", str(STORE)]) == 0
-    assert "regression" in capsys.readouterr().out.lower()
+def test_check_on_a_schema_1_store_is_inconclusive_in_one_line(capsys) -> None:
+    """This recorded store predates trials: one window per cell, so no trial-level test
+    exists (the old gate compared its per-query samples and called drift significant)."""
+    assert cli(["check", "--baseline", str(STORE), "--candidate", str(STORE)]) == 3
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("sentryfuse check: inconclusive: ")
+    assert "schema v1 (one trial per cell)" in out and "at least 4 trials per run" in out
+
+
+def test_report_marks_the_unstable_cells_of_a_real_run(tmp_path: Path) -> None:
+    out = write_report(STORE, tmp_path / "report")
+    with sqlite3.connect(f"file:{STORE}?mode=ro", uri=True) as db:
+        unstable = db.execute(
+            "SELECT COUNT(*) FROM cells WHERE stable = 0 AND kind = 'static'"
+        ).fetchone()[0]
+    assert unstable > 0
+    summary = (out / "summary.md").read_text()
+    assert summary.index("## Verdict") < summary.index("## Accuracy vs sparsity")
+    assert summary.index("## Accuracy vs sparsity") < summary.index("## Raw tables")
+    assert summary.count("⚠ unstable: latency CV") >= unstable  # raw cells table, at least
+    html = (out / "report.html").read_text()
+    assert html.count('<span class="badge">⚠ unstable</span>') >= unstable

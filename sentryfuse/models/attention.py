@@ -11,7 +11,9 @@ a global token attends to everything. ``attention_kernels`` computes the pattern
 block-sparse or as a masked dense attention, whichever is faster at that length.
 
 Batch-1 CPU latency at 16–50 tokens is dominated by the number of ops, not by FLOPs, so
-the forward pass issues few of them (``benchmarks/results_prune_latency.md``):
+the forward pass issues few of them; what still matters once exported to ONNX Runtime
+(the deployed runtime, ``benchmarks/runtimes.py``) is the graph's op count, so these
+shape the traced graph too (the concatenations fold into constant weights there):
 
 * q, k and v are one matmul with a concatenated weight (cached while the weights do not
   change, see ``Attention._qkv_weight``); ``attn.q/k/v`` stay the parameters. With one
@@ -19,7 +21,8 @@ the forward pass issues few of them (``benchmarks/results_prune_latency.md``):
 * GQA never copies K/V per query head: the query heads of one KV group are stacked as
   extra query rows, (B, n_kv, S·group, hs), a standard trick that needs no K/V expansion.
   Only uneven groups (left by pruning) gather K/V per query head.
-* The head gate is one multiply by a cached (nh·hs,) vector on tokens-major output.
+* The head gate is one multiply by a cached (nh·hs,) vector on tokens-major output, and
+  none at all in a deployment export (``fold.fold_gates`` moves it into ``o``).
 * Key masks become SDPA masks once per forward (``KeyMask``), not once per block.
 """
 
@@ -74,24 +77,27 @@ class Attention(DerivedCacheMixin, nn.Module):
         group = n_head // n_kv if n_kv else 0
         even = group > 0 and self.kv_list == [h // group for h in range(n_head)]
         self._group = group if even else 0  # 0: uneven groups, gather K/V per query head
+        self.gated = True  # False once ``fold_gates`` moved the gate into ``o``'s weights
 
     def _qkv_weight(self, with_q: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """[q; k; v] (or [k; v]) weight and bias for one matmul, cached (``derived``)."""
-        M = self._modules  # direct dict reads: Module.__getattr__ costs ~0.4 µs a lookup
-        k, v = M["k"]._parameters, M["v"]._parameters
+        q, k, v = self.q, self.k, self.v
         if with_q:
-            q = M["q"]._parameters
-            ps = (q["weight"], k["weight"], v["weight"], q["bias"], k["bias"], v["bias"])
+            ps = (q.weight, k.weight, v.weight, q.bias, k.bias, v.bias)
             return derived(self, "qkv", ps, _cat3)
-        return derived(self, "kv", (k["weight"], v["weight"], k["bias"], v["bias"]), _cat2)
+        return derived(self, "kv", (k.weight, v.weight, k.bias, v.bias), _cat2)
 
     def _gate_vector(self) -> torch.Tensor:
         """``head_gate`` repeated over each head's ``head_dim`` outputs, (nh·hs,), so the
         gate is one multiply on tokens-major output (cached, ``derived``)."""
-        return derived(self, "gate", (self._parameters["head_gate"],), self._repeat)
+        return derived(self, "gate", (self.head_gate,), self._repeat)
 
     def _repeat(self, g: torch.Tensor) -> torch.Tensor:
         return g.repeat_interleave(self.head_dim)
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:
+        """``o`` of the gated heads; y (B, S, nh·hs) tokens-major → (B, S, d)."""
+        return self.o(y * self._gate_vector() if self.gated else y)
 
     def forward(
         self, x: torch.Tensor, layout: Layout, key_mask: torch.Tensor | KeyMask | None
@@ -105,10 +111,8 @@ class Attention(DerivedCacheMixin, nn.Module):
         n, group = self.n_kv, self._group
         pattern = self.sparse and bool(layout.segments)
         kernel = pattern and uses_sparse_kernel(layout)
-        o = self._modules["o"]
         if pattern and n == 1:  # one KV head (the small preset): q alone, [k; v] fused
-            qp = self._modules["q"]._parameters
-            q = F.linear(x, qp["weight"], qp["bias"])  # (B, S, nh·hs), contiguous
+            q = self.q(x)  # (B, S, nh·hs), contiguous
             kv = F.linear(x, *self._qkv_weight(with_q=False))  # (B, S, 2·hs)
             if kernel:
                 y = block_sparse_mqa(q, kv, hs, layout, key_mask)
@@ -117,13 +121,13 @@ class Attention(DerivedCacheMixin, nn.Module):
                 mask = pattern_mask(layout, nh, key_mask, q)
                 y = F.scaled_dot_product_attention(q.view(B, 1, S * nh, hs), k, v, attn_mask=mask)
                 y = y.view(B, S, nh * hs)
-            return o(y * self._gate_vector())
+            return self._out(y)
         qkv = F.linear(x, *self._qkv_weight())  # (B, S, (nh + 2·n_kv)·hs)
         if group == 1 and not pattern:  # plain multi-head: the fewest ops
             q, k, v = qkv.view(B, S, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
             mask = None if key_mask is None else key_mask.full
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, S, hs)
-            return o(y.transpose(1, 2).reshape(B, S, nh * hs) * self._gate_vector())
+            return self._out(y.transpose(1, 2).reshape(B, S, nh * hs))
         q, kv = qkv[..., : nh * hs], qkv[..., nh * hs :]
         if group:
             kv = kv.view(B, S, 2, n, hs)
@@ -136,4 +140,4 @@ class Attention(DerivedCacheMixin, nn.Module):
             y = dense(q, kv, pattern_mask(layout, group, key_mask, q), group)
         else:
             y = dense(q, kv, None if key_mask is None else key_mask.full, group)
-        return o(y * self._gate_vector())  # y: (B, S, nh·hs), gated per head
+        return self._out(y)  # y: (B, S, nh·hs), gated per head

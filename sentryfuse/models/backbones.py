@@ -53,14 +53,13 @@ class MultimodalTransformer(nn.Module):
 
     def _names(self, inputs: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
         """Modalities used for this batch, in config order; unknown names are an error."""
-        toks = self._modules["tok"]._modules
+        toks = self.tok
         for name, x in inputs.items():
-            tok = toks.get(name)
-            if tok is None:
+            if name not in toks:
                 if name not in self._col:
                     raise ModelError(f"unknown modality '{name}'; this model has {list(self._col)}")
                 continue  # a modality this pruned variant dropped: ignored by design
-            shape = x.shape
+            tok, shape = toks[name], x.shape
             if len(shape) != 3 or shape[1] != tok.steps or shape[2] != tok.features:
                 raise ModelError(
                     f"modality '{name}' input is {tuple(x.shape)}, expected (B, {tok.steps}, {tok.features})"
@@ -116,15 +115,11 @@ class MultimodalTransformer(nn.Module):
     ) -> torch.Tensor:
         names = self._names(inputs)
         batch = inputs[names[0]].shape[0]
-        M = self._modules  # direct dict reads: Module.__getattr__ costs ~0.4 µs a lookup
-        tok = M["tok"]._modules
-        tokens = [tok[n](inputs[n]) for n in names]  # each (B, L_m, d)
+        tokens = [self.tok[n](inputs[n]) for n in names]  # each (B, L_m, d)
         if self.training and self.config.dropout > 0:
             tokens = [F.dropout(t, self.config.dropout, True) for t in tokens]
         h = self.fuse(names, tokens, self._check_present(present, batch))  # (B, d)
-        ln, head = M["ln_f"], M["head"]._parameters
-        h = F.layer_norm(h, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
-        return F.linear(h, head["weight"], head["bias"])  # (B, classes)
+        return self.head(self.ln_f(h))  # (B, classes)
 
     def fuse(
         self, names: tuple[str, ...], tokens: list[torch.Tensor], present: torch.Tensor | None
@@ -140,12 +135,12 @@ class EarlyFusion(MultimodalTransformer):
 
     def fuse(self, names, tokens, present):
         B = tokens[0].shape[0]
-        x = torch.cat([self._parameters["cls"].expand(B, -1, -1), *tokens], dim=1)  # (B, 1+ΣL, d)
+        x = torch.cat([self.cls.expand(B, -1, -1), *tokens], dim=1)  # (B, 1+ΣL, d)
         layout = self._layout("joint", 1, tuple(t.shape[1] for t in tokens))
         mask = self._key_mask(present, names, 1, True)
         if mask is not None:  # once per forward, shared by the blocks
             mask = KeyMask.build(layout, mask, self.config.attention == "sentryattend")
-        for block in self._modules["joint"]._modules.values():
+        for block in self.joint:
             x = block(x, layout, mask)
         return x[:, 0]  # (B, d)
 
@@ -171,16 +166,16 @@ class LateFusion(MultimodalTransformer):
     def fuse(self, names, tokens, present):
         B = tokens[0].shape[0]
         summaries, encoded = [], []
-        enc, enc_cls = self._modules["enc"]._modules, self._modules["enc_cls"]._parameters
+        enc, enc_cls = self.enc, self.enc_cls
         for n, t in zip(names, tokens, strict=True):
             h = torch.cat([enc_cls[n].expand(B, -1, -1), t], dim=1)  # (B, 1+L_m, d)
             layout = self._layout(n, 1, (t.shape[1],))
-            for block in enc[n]._modules.values():
+            for block in enc[n]:
                 h = block(h, layout, None)  # own modality only: nothing to mask
             summaries.append(h[:, :1])
             encoded.append(h[:, 1:])
         M = len(names)
-        x = torch.cat([self._parameters["cls"].expand(B, -1, -1), *summaries, *encoded], dim=1)
+        x = torch.cat([self.cls.expand(B, -1, -1), *summaries, *encoded], dim=1)
         layout = self._layout("fusion", 1 + M, tuple(t.shape[1] for t in encoded))  # 1+M+ΣL
         mask = None
         if present is not None:
@@ -189,7 +184,7 @@ class LateFusion(MultimodalTransformer):
                 dim=1,
             )  # (B, 1+M+ΣL)
             mask = KeyMask.build(layout, mask, self.config.attention == "sentryattend")
-        for block in self._modules["fusion"]._modules.values():
+        for block in self.fusion:
             x = block(x, layout, mask)
         return x[:, 0]  # (B, d)
 
@@ -208,14 +203,13 @@ class BottleneckFusion(MultimodalTransformer):
 
     def fuse(self, names, tokens, present):
         B, F_ = tokens[0].shape[0], self.config.n_fusion_tokens
-        fus = self._parameters["fusion_tokens"].expand(B, -1, -1)  # (B, F, d)
+        fus = self.fusion_tokens.expand(B, -1, -1)  # (B, F, d)
         weight = None
         if present is not None:
             w = present.index_select(1, self._cols(names, present.device)).to(fus.dtype)  # (B, M')
             weight = (w / w.sum(1, keepdim=True).clamp(min=1.0))[:, :, None, None]  # (B, M', 1, 1)
         layouts = [self._layout(n, F_, (t.shape[1],)) for n, t in zip(names, tokens, strict=True)]
-        stream = self._modules["stream"]._modules
-        blocks = [list(stream[n]._modules.values()) for n in names]
+        blocks = [self.stream[n] for n in names]
         for i in range(self.config.n_layer):
             outs = []
             for j in range(len(names)):

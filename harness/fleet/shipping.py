@@ -1,0 +1,129 @@
+"""Artefacts built once on the driver and shipped to devices as safetensors + JSON bytes.
+
+Training and zero-shot pruning are built where it is cheapest (the driver, which also
+keeps them under ``OUT/checkpoints`` for ``--resume``) and travel through Ray's object
+store as ``{file name: bytes}`` — the same files ``save_variant``/``train`` write, rebuilt
+on the node by the model code. Never a pickled module of ours: a device node may run a
+different torch build (JetPack), and a pickle would tie the two together and execute
+whatever it holds. On the node, files land in a content-addressed cache so a later run
+reuses them; anything not shipped (a failed build, a replay cell's per-segment variants,
+fine-tuning, which is metered on the device) is derived on the node as on one machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.artifacts import Artifacts
+from harness.profile_schema import Profile
+
+Files = dict[str, bytes]
+
+
+def read_dir(path: Path) -> Files:
+    """Every regular file directly under ``path`` (checkpoints and variants are flat)."""
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def write_dir(files: Files, final: Path) -> Path:
+    """Write ``files`` into ``final`` atomically (temporary sibling, then rename)."""
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    for name, data in files.items():
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"refusing a shipped file name {name!r}")
+        (tmp / name).write_bytes(data)
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another worker of this node won the race: same content key
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def digest(files: Files) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
+def variant_key(ckpt_key: str, method: str, sparsity: float, present: Any, seed: int) -> str:
+    """The string form of ``Artifacts.variant``'s cache key (JSON-safe for the wire)."""
+    return json.dumps([ckpt_key, method, sparsity, list(present) if present else None, seed])
+
+
+def pack_checkpoint(art: Artifacts, ckpt_key: str) -> dict[str, Any]:
+    return {"key": ckpt_key, "files": read_dir(art.out_dir / "checkpoints" / ckpt_key)}
+
+
+def pack_variant(key: str, variant: Any) -> dict[str, Any]:
+    """A ``PrunedVariant`` as its manifest + weights and the fields a cell row uses."""
+    from sentryfuse.models import save_variant
+
+    meta = {
+        "method": variant.method,
+        "sparsity": variant.sparsity,
+        "present": list(variant.present) if variant.present else None,
+        "prune_ms": variant.prune_ms,
+        "budget": variant.budget,
+        "achieved_sparsity": variant.achieved_sparsity,
+    }
+    with tempfile.TemporaryDirectory(prefix="sentryfuse-variant-") as tmp:
+        save_variant(variant.model, tmp, meta=meta)
+        return {"key": key, "meta": meta, "files": read_dir(Path(tmp))}
+
+
+class ShippedArtifacts(Artifacts):
+    """The node's ``Artifacts``: shipped checkpoints and variants first, else built here."""
+
+    def __init__(self, profile: Profile, cache_dir: Path) -> None:
+        super().__init__(profile, cache_dir, progress=False)
+        self._shipped_variants: dict[str, dict[str, Any]] = {}
+
+    def receive(self, packages: list[dict[str, Any]]) -> None:
+        for pkg in packages:
+            if "meta" in pkg:
+                self._shipped_variants.setdefault(pkg["key"], pkg)
+            else:  # a checkpoint: where Artifacts looks for it before training
+                write_dir(pkg["files"], self.out_dir / "checkpoints" / pkg["key"])
+
+    def variant(
+        self,
+        ckpt_key: str,
+        checkpoint: Any,
+        dataset: Any,
+        method: str,
+        sparsity: float,
+        present: tuple[str, ...] | None,
+        seed: int,
+    ) -> Any:
+        pkg = self._shipped_variants.get(variant_key(ckpt_key, method, sparsity, present, seed))
+        if pkg is None:
+            return super().variant(ckpt_key, checkpoint, dataset, method, sparsity, present, seed)
+        cache_key = (ckpt_key, method, sparsity, present, seed)
+        if cache_key not in self._variants:
+            from sentryfuse.models import load_variant
+            from sentryfuse.prune import PrunedVariant
+
+            where = write_dir(pkg["files"], self.out_dir / "variants" / digest(pkg["files"])[:24])
+            m = pkg["meta"]
+            self._variants[cache_key] = PrunedVariant(
+                load_variant(where),
+                {},
+                m["method"],
+                m["sparsity"],
+                tuple(m["present"]) if m["present"] else None,
+                m["prune_ms"],
+                m["budget"],
+                m["achieved_sparsity"],
+                {"built_on": "driver"},
+            )
+        return self._variants[cache_key]
