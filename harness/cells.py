@@ -149,6 +149,10 @@ def expand(profile: Profile) -> list[Cell]:
                         if cell.key not in seen:  # e.g. sparsity 0 listed for a method
                             seen.add(cell.key)
                             cells.append(cell)
+    if profile.models:  # the user's own ONNX files (harness/usermodel.py)
+        from harness.usermodel import model_cells
+
+        cells += model_cells(profile)
     r = profile.replay
     if r is not None:
         for seed, method in itertools.product(g.seeds, r.methods):

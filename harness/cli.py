@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a backbone with the modality-dropout curriculum and SentryGate scorer",
     "prune": "prune a checkpoint zero-shot (SentryGate or a baseline) into a smaller variant",
     "run": "run a benchmark profile into a resumable results store",
+    "bench": "benchmark your own ONNX model (trtexec-like) across power modes into a store",
     "merge": "merge the stores of shards (`run --shard I/N`) into one store",
     "report": "write tables, Markdown and an HTML report from a results store",
     "check": "compare a candidate run against a baseline run (release regression gate)",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -79,7 +80,7 @@ def make_plan(
     profile: Profile,
     cells: list[Cell],
     n_train: dict[str, int],
-    trained: set[tuple[str, str, str, int]] = frozenset(),  # type: ignore[assignment]
+    trained: Collection[tuple[str, str, str, int]] = (),
 ) -> list[PlanItem]:
     """Plan the cells in run order; the first cell of each untrained checkpoint trains it.
 
@@ -92,7 +93,7 @@ def make_plan(
         ckpt = (c.dataset, c.backbone, c.attention, c.seed)
         units = 0.0
         train_s = 0.0
-        if ckpt not in seen:
+        if ckpt not in seen and c.kind != "model":  # a user's ONNX file trains nothing
             seen.add(ckpt)
             n = n_train.get(c.dataset, profile.eval.max_train or 2000)
             units = float(profile.train.epochs * n)
@@ -206,10 +207,11 @@ def plan_for(profile: Profile, cells: list[Cell], art: Any) -> list[PlanItem]:
     """The plan of ``cells`` with dataset sizes and trained checkpoints from ``art``
     (a ``harness.artifacts.Artifacts``)."""
     seed = profile.grid.seeds[0]
-    n_train = {d: len(art.dataset(d, seed).train) for d in dict.fromkeys(c.dataset for c in cells)}
+    trains = [c for c in cells if c.kind != "model"]  # a user's ONNX file has no dataset
+    n_train = {d: len(art.dataset(d, seed).train) for d in dict.fromkeys(c.dataset for c in trains)}
     trained = {
         (c.dataset, c.backbone, c.attention, c.seed)
-        for c in cells
+        for c in trains
         if art.is_trained(c.dataset, c.backbone, c.attention, c.seed)
     }
     return make_plan(profile, cells, n_train, trained)

@@ -56,6 +56,10 @@ class Section:
     def key(self, k: str) -> str:
         return f"{self.prefix}.{k}" if self.prefix else k
 
+    def unread(self) -> list[str]:
+        """Keys not read yet (for tables keyed by user names, e.g. model input names)."""
+        return list(self._raw)
+
     def _take(self, k: str, default: Any) -> Any:
         self._known.append(k)
         if k in self._raw:

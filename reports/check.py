@@ -299,7 +299,7 @@ def _trial_findings(result: CheckResult, pairs: pd.DataFrame, refs: dict[str, st
             result.findings.append(Finding(label, "status", REGRESSION, "ok", str(c["status"]),
                                            str(c.get("error") or "failed"), "must stay ok", ""))  # fmt: skip
             continue
-        if b["status"] != "ok" or c["status"] != "ok" or b["kind"] != "static":
+        if b["status"] != "ok" or c["status"] != "ok" or b["kind"] not in ("static", "model"):
             continue
         ref = refs.get(mk)
         is_ref = ref == mk

@@ -19,6 +19,7 @@ import pandas as pd
 from reports import plots
 from reports.claims import claims_table
 from reports.finetune import accuracy_gap, energy_break_even
+from reports.fleet import device_table
 from reports.render import Section, render_html, render_markdown
 from reports.store import StoreData, load_store
 from reports.tables import (
@@ -30,6 +31,7 @@ from reports.tables import (
     pareto_table,
     power_mode_table,
 )
+from reports.usermodels import model_table
 from reports.verdict import UNSTABLE, unstable_badge, verdict_tables
 from sentryfuse.errors import StoreError
 from sentryfuse.outpath import check_can_create
@@ -79,6 +81,7 @@ def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
         "claims": claims_table(cells, store),
         "replay_segments": store.replay_segments,
         "failed_cells": failed_cells(cells),
+        "models": model_table(cells),
     }
 
 
@@ -166,6 +169,13 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         "the fine-tuning energy would have paid for."
     )
     be = tables["finetune_energy_break_even"]
+    models = _models_section(tables["models"])
+    if models is not None and ok.empty:  # a `sentryfuse bench` run: only the user's models
+        failed = tables["failed_cells"]
+        failed_sec = Section(
+            "Failed cells", [f"{len(failed)} cell(s) failed."], [("failed", failed)]
+        )
+        return [models, failed_sec, _provenance(store)]
     ft_energy = (
         f"Fine-tuning energy: {energy_provenance(be, 'finetune_energy_source', 'finetune_energy_sensor')}"
         f"; inference energy: {energy_provenance(be)}."
@@ -212,6 +222,8 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
             ),
         ),
     ]
+    if models is not None:
+        sections.insert(1, models)
     replay = Section("Deployment replay")
     replay_tables: list[tuple[str, pd.DataFrame]] = []
     segs = store.replay_segments
@@ -239,9 +251,23 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         ("cells (every figure; stability per cell)", _cells_table(store)),
         ("failed", failed),
     ]
+    sections.append(Section("Devices", ["Cells grouped by the fingerprint of the device that "
+                            "measured them (a fleet run spans several)."],
+                            [("devices", device_table(store))]))  # fmt: skip
     sections.append(_provenance(store))
     sections.append(Section("Raw tables", [f"{len(failed)} cell(s) failed. {energy_note}"], raw))
     return sections
+
+
+def _models_section(table: pd.DataFrame) -> Section | None:
+    if table.empty:
+        return None
+    note = (
+        "Your ONNX models (cells of kind 'model'): latency per query over the timed window, "
+        "inputs already on the device; h2d/compute/d2h are the device's own event timings "
+        f"(blank where the runtime has none). Energy: {energy_provenance(table)}."
+    )
+    return Section("Your models", [note], [("models", table)])
 
 
 def _cells_table(store: StoreData) -> pd.DataFrame:

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the verdict and its tables; return 0, 1 or 3."""
     from reports.check import compare_stores, parse_reference
     from reports.check_render import render_check
+    from reports.fleet import device_notes, device_view
     from reports.store import load_store
     from reports.thresholds import load_thresholds
 
@@ -88,8 +89,11 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("--trials applies only with --interleave; add --interleave")
     baseline = load_store(args.baseline)
     candidate = load_store(args.candidate)
-    result = compare_stores(baseline, candidate, thresholds, reference=args.reference,
+    # fleet runs: each cell is judged against the cell of the same device fingerprint
+    result = compare_stores(device_view(baseline), device_view(candidate), thresholds,
+                            reference=args.reference,
                             allow_different_device=args.allow_different_device)  # fmt: skip
+    result.notes.extend(device_notes(baseline, candidate))
     print(render_check(result, baseline, candidate, thresholds, args.reference), end="")
     return result.exit_code
 
