@@ -130,27 +130,29 @@ def main(argv: list[str] | None = None) -> int:
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        for scenario in scenarios:
+        order = [(s, i) for s in scenarios for i in range(args.pairs)]
+        if args.pair_major:  # scenario A pair 0, scenario B pair 0, ...: a cut run stays balanced
+            order = [(s, i) for i in range(args.pairs) for s in scenarios]
+        for scenario, pair in order:
             planted = scenario.startswith("planted")
             cand_factory = (slow_target_factory(args.slowdown) if planted
                             else registry.default_target_factory)  # fmt: skip
-            for pair in range(args.pairs):
-                d = args.out / scenario / f"{pair:02d}"
-                shutil.rmtree(d, ignore_errors=True)
-                t = time.perf_counter()
-                with cpu_hog(scenario.endswith("hog"), seconds=600):
-                    a = one_run(args.profile, d / "A", build, registry.default_target_factory)
-                    b = one_run(args.profile, d / "B", build, cand_factory)
-                run_s = (time.perf_counter() - t) / 2
-                for mode in MODES:
-                    code = check(a, b, mode, d / f"check-{mode}.md")
-                    row = {"scenario": scenario, "pair": pair, "reference": mode,
-                           "exit": code, "run_s": round(run_s, 1)}  # fmt: skip
-                    writer.writerow(row)
-                    rows.append(row)
-                f.flush()
-                print(f"[gate_aa] {scenario} {pair}: exit auto={rows[-2]['exit']} "
-                      f"none={rows[-1]['exit']} ({run_s:.0f}s/run)", flush=True)  # fmt: skip
+            d = args.out / scenario / f"{pair:02d}"
+            shutil.rmtree(d, ignore_errors=True)
+            t = time.perf_counter()
+            with cpu_hog(scenario.endswith("hog"), seconds=600):
+                a = one_run(args.profile, d / "A", build, registry.default_target_factory)
+                b = one_run(args.profile, d / "B", build, cand_factory)
+            run_s = (time.perf_counter() - t) / 2
+            for mode in MODES:
+                code = check(a, b, mode, d / f"check-{mode}.md")
+                row = {"scenario": scenario, "pair": pair, "reference": mode,
+                       "exit": code, "run_s": round(run_s, 1)}  # fmt: skip
+                writer.writerow(row)
+                rows.append(row)
+            f.flush()
+            print(f"[gate_aa] {scenario} {pair}: exit auto={rows[-2]['exit']} "
+                  f"none={rows[-1]['exit']} ({run_s:.0f}s/run)", flush=True)  # fmt: skip
     summary = summarise(rows, args.out)
     (args.out / "summary.md").write_text(summary)
     print(summary)

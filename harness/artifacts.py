@@ -92,8 +92,9 @@ class Artifacts:
                 {} if t.scorer_final_steps is None else {"scorer_final_steps": t.scorer_final_steps}
             )
             tcfg = TrainConfig(
-                epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, **extra
-            )
+                epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, **extra,
+                subnet=t.subnet, subnet_ranking=t.subnet_ranking, distill=t.distill,
+            )  # fmt: skip
             tmp = final.parent / f".tmp-{key}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,22 @@ def _stored_profile(store_path: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
+def stored_finished_keys(store_path: Path) -> set[str]:
+    """Keys of the finished cells of a store, read-only (a dry run writes nothing)."""
+    if not store_path.is_file():
+        return set()
+    try:
+        db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            return {r[0] for r in db.execute("SELECT cell_key FROM cells WHERE status='ok'")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(
+            f"{store_path} is not a usable results store ({exc}); choose another --out"
+        ) from None
+
+
 def lock_holder(out: Path) -> str | None:
     """Who holds ``OUT/.lock`` ('pid N'), or None when no run holds it. Writes nothing."""
     lock = out / LOCK_NAME

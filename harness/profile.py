@@ -217,6 +217,9 @@ def _train(s: Section) -> TrainSettings:
         batch_size=s.int("batch_size", d.batch_size, minimum=1),
         lr=s.float("lr", d.lr, minimum=0.0),
         scorer_final_steps=s.int("scorer_final_steps", None, minimum=0),
+        subnet=s.bool("subnet", d.subnet),
+        subnet_ranking=s.choice("subnet_ranking", ("scorer", "random"), d.subnet_ranking),
+        distill=s.bool("distill", d.distill),
     )
     s.done()
     return t

@@ -22,6 +22,12 @@ from harness.profile_keys import SECTIONS, section_keys
 _Allowed = Callable[[], str] | str | None
 
 
+def _scenarios() -> tuple[str, ...]:
+    from harness.offline import SCENARIOS
+
+    return SCENARIOS
+
+
 def _names(fn: Callable[[], tuple[str, ...]], extra: str = "") -> Callable[[], str]:
     return lambda: ", ".join(f"`{n}`" for n in fn()) + extra
 
@@ -63,6 +69,18 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
         _CONDITIONS,
         "required",
     ),  # fmt: skip
+    ("grid", "batch_sizes"): (
+        "batch sizes measured besides `[measure] batch_size`",
+        "samples",
+        "integers ≥ 1",
+        "[]",
+    ),
+    ("grid", "scenarios"): (
+        "load scenarios besides single-stream",
+        "",
+        _names(lambda: _scenarios()),
+        "[]",
+    ),
     ("grid", "targets"): ("devices to measure on", "", _names(registry.target_names), "required"),
     ("grid", "runtimes"): (
         "runtimes (each checked against each target)",
@@ -113,6 +131,26 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
         "≥ 0",
         "sentryfuse's default (60)",
     ),  # fmt: skip
+    ("train", "subnet"): (
+        "prunability-aware training: sub-network passes without the units the pruner would "
+        "remove (false: the old recipe, bit-identical)",
+        "",
+        "true, false",
+        None,
+    ),  # fmt: skip
+    ("train", "subnet_ranking"): (
+        "units those passes remove: SentryGate's choice for the batch's sensor pattern, or "
+        "random (structured-dropout control)",
+        "",
+        "scorer, random",
+        None,
+    ),  # fmt: skip
+    ("train", "distill"): (
+        "sub-networks also learn from the full model's outputs (KL, temperature 2)",
+        "",
+        "true, false",
+        None,
+    ),  # fmt: skip
     ("eval", "max_train"): ("train on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "max_test"): ("evaluate on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "batch_size"): ("evaluation batch size", "samples", "≥ 1", None),
@@ -159,9 +197,17 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
     ("replay", "policy"): (
         "table power mode → sparsity used while that mode holds",
         "fraction",
-        "every mode used by the events; sparsities in [0, 1)",
-        "required",
-    ),  # fmt: skip
+        "sparsities in [0, 1)",
+        "required unless [replay.budgets] is given",
+    ),
+    ("replay", "budgets"): (
+        "`[replay.budgets]`: per power mode a target instead of a fixed "
+        "sparsity, `mode = { deadline_ms = X }` (p99) or `{ energy_mj = X }`;"
+        " met by the least pruning a measured latency model allows",
+        "ms or mJ",
+        "numbers > 0; a mode is in policy or budgets, not both",
+        "none",
+    ),
     ("replay.events", "t_s"): (
         "when the change happens (strictly increasing, < duration_s)",
         "s",
@@ -185,12 +231,14 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
 _TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
           "tuple[str, ...]": "list of strings", "tuple[float, ...]": "list of numbers",
           "tuple[int, ...]": "list of integers", "int | None": "integer",
+          "tuple[tuple[str, str, float], ...]": "table of tables",
           "tuple[str, ...] | None": "list of strings", "str | None": "string"}  # fmt: skip
 _TYPE_OVERRIDES = {
     ("", "grid"): "table", ("", "measure"): "table", ("", "train"): "table",
     ("", "eval"): "table", ("", "finetune"): "table", ("", "replay"): "table",
     ("grid", "conditions"): "list of strings, or table", ("grid", "power_modes"): "list of strings, or table",
     ("replay", "events"): "array of tables", ("replay", "policy"): "table of numbers",
+    ("replay", "budgets"): "table of tables",
 }  # fmt: skip
 
 _EXAMPLE = Path(__file__).resolve().parent.parent / "profiles" / "quickstart.toml"

@@ -62,6 +62,10 @@ class TrainSettings:
     # SentryGate scorer steps after the last epoch (None: sentryfuse's default). Tiny test
     # profiles cut it, since it dominates the training time of a one-epoch model.
     scorer_final_steps: int | None = None
+    # Prunability-aware training (sentryfuse.subnet_train); subnet = false is the old recipe.
+    subnet: bool = True
+    subnet_ranking: str = "scorer"  # 'scorer' | 'random' (structured-dropout control)
+    distill: bool = True  # distil the full model into the sub-networks
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -79,7 +80,7 @@ def make_plan(
     profile: Profile,
     cells: list[Cell],
     n_train: dict[str, int],
-    trained: set[tuple[str, str, str, int]] = frozenset(),  # type: ignore[assignment]
+    trained: Collection[tuple[str, str, str, int]] = (),
 ) -> list[PlanItem]:
     """Plan the cells in run order; the first cell of each untrained checkpoint trains it.
 

@@ -19,6 +19,7 @@ import pandas as pd
 from reports import plots
 from reports.claims import claims_table
 from reports.finetune import accuracy_gap, energy_break_even
+from reports.fleet import device_table
 from reports.render import Section, render_html, render_markdown
 from reports.store import StoreData, load_store
 from reports.tables import (
@@ -126,6 +127,14 @@ def _figure(alt: str, fig) -> list[tuple[str, bytes]]:
     return [] if fig is None else [(alt, plots.to_png(fig))]
 
 
+def _span(values: pd.Series) -> str:
+    """'7' or '5–7' (1 when a schema-1 store has no trials column values)."""
+    if values.empty:
+        return "1"
+    lo, hi = int(values.min()), int(values.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def _verdict(store: StoreData) -> Section:
     cells = store.cells
     counts = (
@@ -138,7 +147,7 @@ def _verdict(store: StoreData) -> Section:
     seeds = sorted({int(s) for s in cells["seed"].dropna()})
     basis = (
         f"Intervals are 95%: latency and energy over each cell's trials "
-        f"({'1' if trials.empty else f'{int(trials.min())}–{int(trials.max())}'} per cell), "
+        f"({_span(trials)} per cell), "
         f"accuracy over training seeds ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
         "a binomial interval where there is one). "
         f"{UNSTABLE}: the cell's trials disagree by more than the profile allows."
@@ -242,6 +251,9 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         ("cells (every figure; stability per cell)", _cells_table(store)),
         ("failed", failed),
     ]
+    sections.append(Section("Devices", ["Cells grouped by the fingerprint of the device that "
+                            "measured them (a fleet run spans several)."],
+                            [("devices", device_table(store))]))  # fmt: skip
     sections.append(_provenance(store))
     sections.append(Section("Raw tables", [f"{len(failed)} cell(s) failed. {energy_note}"], raw))
     return sections

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install SentryFuse Bench into ./.venv (created if no virtualenv is active).
 #   scripts/install.sh          the tool, the bundled datasets, ONNX Runtime and reports
-#   scripts/install.sh test     ... plus the test tools and headless Chromium (Debian) for the HTML test
+#   scripts/install.sh test     ... plus the test tools, Ray (fleet extra) and headless Chromium (Debian) for the HTML test
 # Options (after or instead of `test`):
 #   --jetson        treat this machine as a Jetson even if detection says otherwise
 #   --sysroot DIR   look for the Jetson markers under DIR instead of / (a fake tree in tests)
@@ -59,7 +59,7 @@ else
   torch_spec=${SENTRYFUSE_TORCH:-torch==2.13.0}
   extras="datasets,onnx"
 fi
-[ "$want_test" = "test" ] && extras="$extras,test"
+[ "$want_test" = "test" ] && extras="$extras,test,fleet"  # the fleet tests run a local Ray cluster
 
 if [ "$dry_run" = 0 ]; then
   # requires-python is >=3.10: JetPack 6 (Python 3.10) works, JetPack 5 (Python 3.8) does not.

@@ -33,6 +33,8 @@ from harness.fleet.driver import run_fleet_suite  # noqa: E402
 from harness.fleet.resources import node_resources  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from harness.suite import run_suite  # noqa: E402
+from reports.fleet import device_table, device_view  # noqa: E402
+from reports.store import load_store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTORY = "fleet_targets:factory"
@@ -191,6 +193,20 @@ def test_two_kinds_land_on_their_nodes_like_a_single_machine_run(cluster, tmp_pa
     assert {k: r["status"] for k, r in single_rows.items()} == {
         k: r["status"] for k, r in rows.items()
     }
+    # the report groups by device fingerprint; check compares device by device
+    fleet_store = load_store(fleet.store_path)
+    table = device_table(fleet_store)
+    assert sorted(table["targets"]) == ["cpu", "jetson"] and table["cells ok"].sum() == 8
+    assert set(table[table["targets"] == "jetson"]["devices"]) == {"orin-nano-01"}
+    view = device_view(fleet_store)
+    assert view.cells["run_id"].nunique() == 2 and set(view.runs["fingerprint_hash"]) == {
+        r["extra"]["device"]["fingerprint_hash"] for r in rows.values()
+    }
+    assert device_table(load_store(single.store_path))["cells ok"].tolist() == [8]
+    out_dir = str(tmp_path / "fleet")
+    assert cli.main(["check", "--baseline", out_dir, "--candidate", out_dir]) in (0, 3)
+    # the single machine's one fingerprint covers both targets: not the fleet's devices
+    assert cli.main(["check", "--baseline", out_dir, "--candidate", str(single_out)]) == 2
 
 
 def test_cluster_without_a_node_for_a_target_fails_before_any_cell(cluster, tmp_path, capsys):

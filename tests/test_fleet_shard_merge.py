@@ -25,7 +25,7 @@ backbones = ["early"]
 attentions = ["sentryattend"]
 methods = ["magnitude"]
 sparsities = [0.5]
-conditions = ["all", "drop:a", "drop:b"]
+conditions = ["all", "drop:a", "drop:b", "drop:c"]
 targets = ["cpu"]
 runtimes = ["torch"]
 power_modes = ["max"]
@@ -43,6 +43,7 @@ warmup_s = 0.0
 warmup_n = 2
 min_duration_s = 0.05
 min_count = MIN_COUNT
+trials = 2
 """
 
 
@@ -62,7 +63,7 @@ def _rows(store: Path, sql: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    """Both shards of a 6-cell suite, run for real (the checkpoint trained once)."""
+    """Both shards of an 8-cell suite, run for real (the checkpoint trained once)."""
     tmp = tmp_path_factory.mktemp("shards")
     profile = load_profile(_profile(tmp, "p"))
     outs = []
@@ -108,6 +109,7 @@ def test_merge_of_the_shards_is_the_whole_suite(shards, capsys):
     samples = _rows(store, "SELECT cell_key, count(*) FROM latency_samples GROUP BY cell_key")
     latency_n = dict(_rows(store, "SELECT cell_key, latency_n FROM cells"))
     assert dict(samples) == latency_n  # raw samples travelled with their cells
+    assert _rows(store, "SELECT count(*) FROM trials")[0][0] == 2 * len(got)  # and trials
     assert (out / "report").is_dir()
 
 

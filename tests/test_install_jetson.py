@@ -92,7 +92,7 @@ def test_jetson_flag_and_skip_on_desktop(tmp_path):
     repo = fake_repo(tmp_path)
     r = plan(repo, "test", "--jetson", "--sysroot", str(empty))
     assert "--system-site-packages" in r.stdout
-    assert "[datasets,onnx,jetson,test]" in r.stdout
+    assert "[datasets,onnx,jetson,test,fleet]" in r.stdout
     r = plan(repo, "--sysroot", str(empty), SENTRYFUSE_TORCH="skip")
     assert "--no-deps -e .[datasets,onnx]" in r.stdout
     assert "torch==" not in r.stdout

@@ -258,3 +258,30 @@ def test_second_ctrl_c_stops_at_once(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130 and elapsed < 2.0, (elapsed, err[-2000:])
+
+
+def test_dry_run_after_a_run_marks_every_cell_done_and_writes_nothing(finished):
+    tmp, profile, _ = finished
+    out = tmp / "runs" / "tiny"
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file())
+    res = _cli("run", profile.name, "--dry-run", cwd=tmp)
+    assert res.returncode == 0, res.stderr
+    marks = [ln.split()[1] for ln in res.stdout.splitlines()[:-1]]
+    assert marks == ["done"] * 3
+    assert "tiny: 3 cells (3 finished), 0 to run" in res.stdout
+    after = sorted((str(p), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file())
+    assert [p for p, _ in after] == [p for p, _ in before]
+
+
+def test_users_file_in_out_report_survives(tmp_path):
+    """The data-safety case through the real command: the run refuses before any work."""
+    profile = _tiny(tmp_path)
+    mine = tmp_path / "out" / "report" / "mine.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("precious")
+    res = _cli("run", str(profile), "--out", "out", cwd=tmp_path)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "not written by sentryfuse" in res.stderr
+    assert mine.read_text() == "precious"
+    assert sorted(os.listdir(tmp_path / "out")) == ["report"]
+    assert sorted(os.listdir(mine.parent)) == ["mine.txt"]

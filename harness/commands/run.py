@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from harness.cells import expand
 from harness.profile import load_profile
-from harness.store import STORE_NAME, Store
+from harness.store import STORE_NAME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,13 +119,9 @@ def _interrupted(args: argparse.Namespace, out_dir: Path) -> str:
     store = out_dir / STORE_NAME
     if not store.exists():
         return "sentryfuse run: interrupted before any cell ran; nothing was kept"
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5.0)
-    try:
-        n = db.execute("SELECT count(*) FROM cells WHERE status='ok'").fetchone()[0]
-    except sqlite3.DatabaseError:
-        n = 0
-    finally:
-        db.close()
+    from harness.outdir import stored_finished_keys
+
+    n = len(stored_finished_keys(store))
     command = shlex.join(
         ["sentryfuse", "run", str(args.profile), "--out", str(out_dir), "--resume"]
     )
@@ -143,11 +138,9 @@ def _dry_run(
     _, _, art = preflight(profile, out_dir, resume=True, target_factory=factory)
     cells = expand(profile)
     cells = select(cells) if select else cells
-    store_path = out_dir / STORE_NAME
-    done: set[str] = set()
-    if store_path.exists():
-        with Store(store_path) as store:
-            done = store.finished_keys()
+    from harness.outdir import stored_finished_keys
+
+    done = stored_finished_keys(out_dir / STORE_NAME)
     for cell in cells:
         mark = "done" if cell.key in done else "todo"
         print(f"{cell.key[:12]}  {mark}  {cell.kind:6s}  {cell.label()}")

@@ -149,6 +149,7 @@ class _FleetRun:
             self.progress.enqueue(job.kind, len(unit))
             self._submit(job)
             self._drain(block=False)
+        self.refs.clear()  # each job holds its own artefact refs: freed as units finish
         while self.pending:
             self._drain(block=True)
         self.store.end_run(self.run_id)
