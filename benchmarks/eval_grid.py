@@ -10,9 +10,10 @@ best fine-tuned baseline) is written from the CSV at the end (``--summary-only``
 just that).
 
 Conditions: all present, each single modality missing (the pruned model has no encoder
-for it and sees only the rest), and random 30% per-sample dropout (pruned for all
-modalities — the device cannot know which sample loses which sensor — and evaluated
-with a seeded per-sample mask, the same for every method).
+for it and sees only the rest), and random 30% per-sample dropout (seeded per-sample
+mask, the same for every method; zero-shot methods prune once per present pattern and
+each sample runs on its pattern's sub-network, ``sentryfuse.prune.routed``; latency and
+size columns are the all-present variant's; fine-tuned baselines keep one model).
 
     python benchmarks/eval_grid.py --datasets hapt --backbones early,late,bottleneck \\
         --ckpt-dir runs/checkpoints --csv runs/grid/grid.csv --summary runs/grid/summary.md
@@ -152,8 +153,22 @@ def run_cell(args, ckpt, dataset, method, sparsity, cond, calib, dense, cache) -
         )
     test = dataset.test
     x1 = feed_for(model, cond, test)
+    if cond.static_present(names) is None and not method.startswith("ft:"):
+        # per-sample dropout: every sample on the sub-network pruned for its own pattern
+        from sentryfuse.prune.routed import routed_accuracy
+
+        def variant_for(pattern):
+            pattern = None if len(pattern) == len(names) else list(pattern)
+            return prune(
+                ckpt, base, sparsity, present=pattern, calib=calib, budget=args.budget,
+                seed=args.seed, cache=cache,
+            ).model  # fmt: skip
+
+        acc = routed_accuracy(variant_for, test, cond, names, seed=args.seed)[0]
+    else:
+        acc = evaluate_accuracy(model, test, cond, seed=args.seed)
     return {
-        "accuracy": round(evaluate_accuracy(model, test, cond, seed=args.seed), 5),
+        "accuracy": round(acc, 5),
         "params": count_params(model),
         "gflops": round(count_gflops(model, x1), 6),
         "latency_ms": round(latency_ms(model, x1, args.latency_runs), 4),

@@ -25,12 +25,15 @@ import contextlib
 import csv
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -96,7 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, default=PROFILE)
     ap.add_argument("--slowdown", type=float, default=0.10)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument(
+        "--summarise",
+        action="store_true",
+        help="only rebuild OUT/summary.md from OUT/pairs.csv and the check outputs",
+    )
     args = ap.parse_args(argv)
+    if args.summarise:
+        with (args.out / "pairs.csv").open() as f:
+            rows = [{**r, "exit": int(r["exit"]), "run_s": float(r["run_s"])}
+                    for r in csv.DictReader(f)]  # fmt: skip
+        summary = summarise(rows, args.out)
+        (args.out / "summary.md").write_text(summary)
+        print(summary)
+        return 0
     scenarios = [s for s in args.scenarios.split(",") if s]
     build = args.out / "build"
     if not (build / "checkpoints").is_dir():
@@ -114,36 +130,60 @@ def main(argv: list[str] | None = None) -> int:
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        for scenario in scenarios:
+        order = [(s, i) for s in scenarios for i in range(args.pairs)]
+        if args.pair_major:  # scenario A pair 0, scenario B pair 0, ...: a cut run stays balanced
+            order = [(s, i) for i in range(args.pairs) for s in scenarios]
+        for scenario, pair in order:
             planted = scenario.startswith("planted")
             cand_factory = (slow_target_factory(args.slowdown) if planted
                             else registry.default_target_factory)  # fmt: skip
-            for pair in range(args.pairs):
-                d = args.out / scenario / f"{pair:02d}"
-                shutil.rmtree(d, ignore_errors=True)
-                t = time.perf_counter()
-                with cpu_hog(scenario.endswith("hog"), seconds=600):
-                    a = one_run(args.profile, d / "A", build, registry.default_target_factory)
-                    b = one_run(args.profile, d / "B", build, cand_factory)
-                run_s = (time.perf_counter() - t) / 2
-                for mode in MODES:
-                    code = check(a, b, mode, d / f"check-{mode}.md")
-                    row = {"scenario": scenario, "pair": pair, "reference": mode,
-                           "exit": code, "run_s": round(run_s, 1)}  # fmt: skip
-                    writer.writerow(row)
-                    rows.append(row)
-                f.flush()
-                print(f"[gate_aa] {scenario} {pair}: exit auto={rows[-2]['exit']} "
-                      f"none={rows[-1]['exit']} ({run_s:.0f}s/run)", flush=True)  # fmt: skip
-    summary = summarise(rows)
+            d = args.out / scenario / f"{pair:02d}"
+            shutil.rmtree(d, ignore_errors=True)
+            t = time.perf_counter()
+            with cpu_hog(scenario.endswith("hog"), seconds=600):
+                a = one_run(args.profile, d / "A", build, registry.default_target_factory)
+                b = one_run(args.profile, d / "B", build, cand_factory)
+            run_s = (time.perf_counter() - t) / 2
+            for mode in MODES:
+                code = check(a, b, mode, d / f"check-{mode}.md")
+                row = {"scenario": scenario, "pair": pair, "reference": mode,
+                       "exit": code, "run_s": round(run_s, 1)}  # fmt: skip
+                writer.writerow(row)
+                rows.append(row)
+            f.flush()
+            print(f"[gate_aa] {scenario} {pair}: exit auto={rows[-2]['exit']} "
+                  f"none={rows[-1]['exit']} ({run_s:.0f}s/run)", flush=True)  # fmt: skip
+    summary = summarise(rows, args.out)
     (args.out / "summary.md").write_text(summary)
     print(summary)
     return 0
 
 
-def summarise(rows: list[dict]) -> str:
+def _sentrygate_p50(check_md: Path) -> tuple[float, float] | None:
+    """(change %, MDE %) of the SentryGate cell's latency p50 in one check output."""
+    for line in check_md.read_text().splitlines():
+        if "· sentrygate ·" in line and "| latency_p50 |" in line:
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            change = float(cells[4].split("%")[0])
+            mde = re.search(r"MDE \+([0-9.]+)%", cells[6])
+            return change, float(mde.group(1)) if mde else float("nan")
+    return None
+
+
+def _quartiles(values: list[float]) -> str:
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if v.size == 0:
+        return "—"
+    q1, q2, q3 = np.percentile(v, [25, 50, 75])
+    return f"{q2:+.1f} [{q1:+.1f}, {q3:+.1f}]"
+
+
+def summarise(rows: list[dict], out: Path) -> str:
+    """Exit counts per scenario and reference mode, with the SentryGate cell's p50 change
+    and MDE (median [quartiles] over pairs, %)."""
     lines = ["| scenario | --reference | pairs | exit 0 pass | exit 1 regression | "
-             "exit 3 inconclusive | other | s per run (median) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "exit 3 inconclusive | other | SentryGate p50 change % | its MDE % | "
+             "s per run |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for scenario in SCENARIOS:
         for mode in MODES:
             sel = [r for r in rows if r["scenario"] == scenario and r["reference"] == mode]
@@ -152,8 +192,13 @@ def summarise(rows: list[dict]) -> str:
             c = Counter(r["exit"] for r in sel)
             other = sum(v for k, v in c.items() if k not in (0, 1, 3))
             runs = sorted(r["run_s"] for r in sel)
+            parsed = [_sentrygate_p50(out / scenario / f"{int(r['pair']):02d}" / f"check-{mode}.md")
+                      for r in sel]  # fmt: skip
+            parsed = [x for x in parsed if x is not None]
             lines.append(f"| {scenario} | {mode} | {len(sel)} | {c[0]} | {c[1]} | {c[3]} | "
-                         f"{other} | {runs[len(runs) // 2]:.0f} |")  # fmt: skip
+                         f"{other} | {_quartiles([x[0] for x in parsed])} | "
+                         f"{_quartiles([x[1] for x in parsed])} | "
+                         f"{runs[len(runs) // 2]:.0f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

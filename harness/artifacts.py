@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class Artifacts:
         self._checkpoints: dict[str, Any] = {}
         self._variants: dict[tuple, Any] = {}
         self._failures: dict[Any, BaseException] = {}
+        self.trained_s = 0.0  # wall seconds spent training so far (progress learns from it)
 
     def dataset(self, name: str, seed: int) -> Any:
         """The dataset sliced by the profile's eval limits (cached per name and seed)."""
@@ -53,6 +55,11 @@ class Artifacts:
             "max_test": self.profile.eval.max_test,
         }
         return sha256_hex(canonical_json(d))[:16]
+
+    def is_trained(self, dataset: str, backbone: str, attention: str, seed: int) -> bool:
+        """Whether this checkpoint is already on disk (a cell using it trains nothing)."""
+        key = self.checkpoint_key(dataset, backbone, attention, seed)
+        return (self.out_dir / "checkpoints" / key / "config.json").is_file()
 
     def checkpoint(self, dataset: str, backbone: str, attention: str, seed: int) -> tuple[str, Any]:
         """(key, loaded ``Checkpoint``), training it into the cache if absent."""
@@ -85,12 +92,17 @@ class Artifacts:
                 {} if t.scorer_final_steps is None else {"scorer_final_steps": t.scorer_final_steps}
             )
             tcfg = TrainConfig(
-                epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, **extra
-            )
+                epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, **extra,
+                subnet=t.subnet, subnet_ranking=t.subnet_ranking, distill=t.distill,
+            )  # fmt: skip
             tmp = final.parent / f".tmp-{key}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.parent.mkdir(parents=True, exist_ok=True)
-            train(ds, config, tcfg, tmp / "ckpt", progress=self.progress)
+            t0 = time.monotonic()
+            try:
+                train(ds, config, tcfg, tmp / "ckpt", progress=self.progress)
+            finally:
+                self.trained_s += time.monotonic() - t0
             shutil.rmtree(final, ignore_errors=True)  # a stale partial dir from old code
             os.replace(tmp / "ckpt", final)
             shutil.rmtree(tmp, ignore_errors=True)
@@ -106,15 +118,16 @@ class Artifacts:
         present: tuple[str, ...] | None,
         seed: int,
     ) -> Any:
-        """A zero-shot ``PrunedVariant`` (cached); calibration data from the train split."""
+        """A zero-shot ``PrunedVariant`` (cached); calibration data: a seeded,
+        class-stratified sample of the train split (the same rule as ``sentryfuse prune``)."""
         key = (ckpt_key, method, sparsity, present, seed)
         if key in self._failures:
             raise self._failures[key]
         if key not in self._variants:
+            from sentryfuse.calibration import calibration_sample
             from sentryfuse.prune import prune
 
-            n = min(len(dataset.train), self.profile.eval.calib_samples)
-            calib = dataset.train.take(slice(0, n))
+            calib = calibration_sample(dataset.train, self.profile.eval.calib_samples, seed)
             try:
                 self._variants[key] = prune(
                     checkpoint, method, sparsity, present=present, calib=calib, seed=seed

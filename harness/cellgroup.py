@@ -26,6 +26,8 @@ MAX_GROUP_CELLS = 12
 
 def group_key(cell: Cell) -> tuple:
     """Cells with equal keys may be interleaved; replay cells never share one."""
+    if cell.kind == "model":  # user ONNX files sharing a device configuration
+        return ("model", cell.target, cell.runtime, cell.power_mode)
     if cell.kind != "static":
         return ("replay", cell.key)
     return (
@@ -73,6 +75,10 @@ def run_cell_group(
         raise ValueError("run_cell_group: cells are not one group; split them with plan_groups")
     if cells and cells[0].kind == "replay":
         return [_run_replay(c, art, target, out_dir) for c in cells]
+    if cells and cells[0].kind == "model":  # user ONNX files (harness/usermodel.py)
+        from harness.usermodel import run_model_group
+
+        return run_model_group(cells, art.profile, target, out_dir)
     from harness.cellrun import prepare_static_cell, static_cell_columns, subject_for, trial_rows
     from harness.trials import measure_interleaved
 

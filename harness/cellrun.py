@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.artifacts import Artifacts
 from harness.cells import Cell
+from harness.devicetiming import device_extra, window_start
 from harness.dropout import parse_condition
 from harness.intervals import wilson_interval
 from harness.measure import Measurement
@@ -80,6 +81,31 @@ def deployed_model(cell: Cell, art: Artifacts, target: Any) -> tuple[Any, dict[s
     return model, cols
 
 
+def routed_cell_accuracy(cell: Cell, art: Artifacts, cond: Any) -> tuple[float, int] | None:
+    """Per-sample dropout, zero-shot method: every sample on its pattern's sub-network.
+
+    The device sees which sensors each sample has, so it prunes per present pattern (cached
+    variants) instead of running the all-present pruning with masked tokens; every
+    zero-shot method is routed alike. Dense and fine-tuned cells keep the masked path
+    (one model fine-tuned under dropout). None where routing does not apply.
+    """
+    ds = art.dataset(cell.dataset, cell.seed)
+    if cell.method == "dense" or cell.finetuned or cond.static_present(ds.modality_names):
+        return None
+    from sentryfuse.prune.routed import routed_accuracy
+
+    ckpt_key, ckpt = art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)
+
+    def variant_for(present: tuple[str, ...]) -> Any:
+        v = art.variant(ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed)
+        return v.model
+
+    return routed_accuracy(
+        variant_for, ds.test, cond, ds.modality_names, seed=cell.seed,
+        batch_size=art.profile.eval.batch_size,
+    )  # fmt: skip
+
+
 def fed_modalities(model: Any, condition_present: tuple[str, ...] | None) -> list[str]:
     have = list(getattr(model.config, "present", None) or [m.name for m in model.config.modalities])
     if condition_present is None:
@@ -97,6 +123,7 @@ class PreparedCell:
     batches: list[dict[str, np.ndarray]]
     fed: list[str]
     export_s: float
+    routing: dict[str, Any] = field(default_factory=dict)  # per-pattern accuracy, if used
 
 
 def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> PreparedCell:
@@ -111,9 +138,15 @@ def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) 
     model, cols = deployed_model(cell, art, target)
     cond = parse_condition(cell.condition)
     model.eval()
-    acc = evaluate_accuracy(
-        model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
-    )
+    routed = routed_cell_accuracy(cell, art, cond)
+    routing: dict[str, Any] = {}
+    if routed is None:
+        acc = evaluate_accuracy(
+            model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
+        )
+    else:
+        acc, n_patterns = routed
+        routing = {"accuracy_routing": "per-pattern", "patterns": n_patterns}
     cols["accuracy"] = acc
     cols["n_eval"] = len(ds.test)
     ci = wilson_interval(round(acc * len(ds.test)), len(ds.test))
@@ -125,7 +158,7 @@ def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) 
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     runner = target.export(model, batches[0], cell.runtime, workdir)
-    return PreparedCell(cell, cols, runner, batches, names, time.perf_counter() - t0)
+    return PreparedCell(cell, cols, runner, batches, names, time.perf_counter() - t0, routing)
 
 
 def subject_for(p: PreparedCell, target: Any) -> Subject:
@@ -135,7 +168,7 @@ def subject_for(p: PreparedCell, target: Any) -> Subject:
         synchronize=p.runner.synchronize,
         energy_sensor=target.energy_sensor(),
         memory=target.memory,
-        memory_reset=target.reset_memory_peak,
+        memory_reset=window_start(target, p.runner),  # also marks the runner's device timings
     )
 
 
@@ -159,8 +192,10 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "ci_coverage": ci.coverage if ci else None,
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
+            **device_extra(p.runner),
             "batch_size": p.cell.batch_size,
             "scenario": p.cell.scenario,
+            **p.routing,
         }
         | figures
     )

@@ -149,6 +149,10 @@ def expand(profile: Profile) -> list[Cell]:
                         if cell.key not in seen:  # e.g. sparsity 0 listed for a method
                             seen.add(cell.key)
                             cells.append(cell)
+    if profile.models:  # the user's own ONNX files (harness/usermodel.py)
+        from harness.usermodel import model_cells
+
+        cells += model_cells(profile)
     r = profile.replay
     if r is not None:
         for seed, method in itertools.product(g.seeds, r.methods):
@@ -173,34 +177,8 @@ def expand(profile: Profile) -> list[Cell]:
     return cells
 
 
-# Crude per-unit costs for --dry-run on a 2-core CPU; they size a run, not report it.
-_TRAIN_S_PER_EPOCH = {"tiny": 4.0, "small": 15.0}
-_SCORER_S_PER_STEP = {"tiny": 0.5, "small": 1.5}  # measured: tiny synthetic, 2 cores
-_SCORER_DEFAULT_STEPS = 60
-_PRUNE_S = 0.5
-_EVAL_S = 1.0
-_EXPORT_S = 0.5
-_FT_S_PER_STEP = 0.05
-_ASSUMED_LATENCY_S = 0.002
-
-
 def estimate_seconds(profile: Profile, cells: list[Cell]) -> float:
-    """Rough wall time: training per checkpoint + per-cell prune/eval/export/measure."""
-    m = profile.measure
-    ckpts = {(c.dataset, c.backbone, c.attention, c.seed) for c in cells}
-    t = profile.train
-    steps = _SCORER_DEFAULT_STEPS if t.scorer_final_steps is None else t.scorer_final_steps
-    per_ckpt = t.epochs * _TRAIN_S_PER_EPOCH[t.size] + steps * _SCORER_S_PER_STEP[t.size]
-    total = len(ckpts) * per_ckpt
-    per_measure = m.warmup_s + m.trials * max(m.min_duration_s, m.min_count * _ASSUMED_LATENCY_S)
-    for c in cells:
-        total += _EVAL_S + _EXPORT_S + (0 if c.method == "dense" else _PRUNE_S)
-        if c.finetuned:
-            total += profile.finetune.steps * _FT_S_PER_STEP
-        if c.kind == "replay" and profile.replay is not None:
-            r = profile.replay
-            n = r.duration_s * r.rate_hz
-            total += len(r.events) * (_EXPORT_S + _PRUNE_S) + n * _ASSUMED_LATENCY_S
-        else:
-            total += per_measure
-    return total
+    """Prior wall time of ``cells`` (the cost model lives in ``harness.progress``)."""
+    from harness.progress import make_plan, plan_seconds
+
+    return plan_seconds(make_plan(profile, cells, {}))

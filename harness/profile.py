@@ -39,7 +39,7 @@ else:  # pragma: no cover - pyproject pulls tomli on 3.10
 
 TargetFactory = Callable[[str], Any]
 _TOP_KEYS = ("name", "description", "dense_baseline")
-_SECTIONS = ("grid", "measure", "train", "eval", "finetune", "replay")
+_SECTIONS = ("grid", "measure", "train", "eval", "finetune", "replay", "models")
 
 
 def load_profile(path: str | Path, *, target_factory: TargetFactory | None = None) -> Profile:
@@ -64,6 +64,8 @@ def parse_profile(raw: dict[str, Any], file: str, *, target_factory: TargetFacto
     name = top.str("name", default=Path(file).stem)
     description = top.str("description", default="")
     dense_baseline = top.bool("dense_baseline", default=True)
+    if "models" in top.unread():  # a suite of the user's own ONNX files (harness/usermodel.py)
+        return _models_profile(top, file, name, description, target_factory)
     grid = _grid(top.section("grid", required=True), target_factory)
     measure = _measure(top.section("measure"))
     train = _train(top.section("train"))
@@ -75,6 +77,18 @@ def parse_profile(raw: dict[str, Any], file: str, *, target_factory: TargetFacto
     return Profile(
         name, description, file, grid, measure, train, eval_, finetune, replay, dense_baseline
     )
+
+
+def _models_profile(
+    top: Section, file: str, name: str, description: str, target_factory: TargetFactory
+) -> Profile:
+    from harness.usermodel import parse_model_grid, parse_models
+
+    models = parse_models(top.tables("models"), Path(file).parent)
+    grid = parse_model_grid(top.section("grid", required=True), target_factory)
+    measure = _measure(top.section("measure"))
+    top.done()
+    return Profile(name, description, file, grid, measure, dense_baseline=False, models=models)
 
 
 def _grid(s: Section, target_factory: TargetFactory) -> Grid:
@@ -203,6 +217,9 @@ def _train(s: Section) -> TrainSettings:
         batch_size=s.int("batch_size", d.batch_size, minimum=1),
         lr=s.float("lr", d.lr, minimum=0.0),
         scorer_final_steps=s.int("scorer_final_steps", None, minimum=0),
+        subnet=s.bool("subnet", d.subnet),
+        subnet_ranking=s.choice("subnet_ranking", ("scorer", "random"), d.subnet_ranking),
+        distill=s.bool("distill", d.distill),
     )
     s.done()
     return t

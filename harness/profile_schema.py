@@ -62,6 +62,10 @@ class TrainSettings:
     # SentryGate scorer steps after the last epoch (None: sentryfuse's default). Tiny test
     # profiles cut it, since it dominates the training time of a one-epoch model.
     scorer_final_steps: int | None = None
+    # Prunability-aware training (sentryfuse.subnet_train); subnet = false is the old recipe.
+    subnet: bool = True
+    subnet_ranking: str = "scorer"  # 'scorer' | 'random' (structured-dropout control)
+    distill: bool = True  # distil the full model into the sub-networks
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,20 @@ class ReplaySettings:
 
 
 @dataclass(frozen=True)
+class UserModel:
+    """A user's own ONNX file benchmarked as a variant of a suite (``[[models]]``).
+
+    Cells are keyed by ``name``, ``shapes`` and ``batch`` (not the file's bytes), so
+    ``check`` compares two versions of the same model; ``sha256`` is provenance."""
+
+    name: str
+    path: str  # absolute
+    sha256: str
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]  # every input's concrete shape
+    batch: int = 1
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -130,10 +148,13 @@ class Profile:
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     replay: ReplaySettings | None = None
     dense_baseline: bool = True
+    models: tuple[UserModel, ...] = ()  # user ONNX files (harness/usermodel.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        if not self.models:
+            d.pop("models")  # profiles without models hash as they always did
         return d
 
     def to_json(self) -> str:

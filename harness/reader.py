@@ -56,12 +56,18 @@ class Section:
     def key(self, k: str) -> str:
         return f"{self.prefix}.{k}" if self.prefix else k
 
+    def unread(self) -> list[str]:
+        """Keys not read yet (for tables keyed by user names, e.g. model input names)."""
+        return list(self._raw)
+
     def _take(self, k: str, default: Any) -> Any:
         self._known.append(k)
         if k in self._raw:
             return self._raw.pop(k)
         if default is _MISSING:
-            fail(file=self.file, key=self.key(k), problem="missing; this key is required")
+            close = difflib.get_close_matches(k, list(self._raw), n=1, cutoff=0.7)
+            hint = f" (found '{close[0]}': did you mean '{k}'?)" if close else ""
+            fail(file=self.file, key=self.key(k), problem=f"missing; this key is required{hint}")
         return default
 
     def _typed(self, k: str, value: Any, types: tuple[type, ...], what: str) -> Any:
@@ -229,10 +235,22 @@ class Section:
 
     def done(self) -> None:
         """Reject leftover keys, naming the nearest valid key."""
+        from harness.profile_keys import SECTIONS, home_of, normalise_section
+
         for k in self._raw:
-            close = difflib.get_close_matches(k, self._allowed_keys(), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            fail(file=self.file, key=self.key(k), problem=f"unknown key{hint}")
+            valid = self._allowed_keys()
+            section = normalise_section(self.prefix)
+            home = home_of(k, section) if section in SECTIONS else None
+            close = difflib.get_close_matches(k, valid, n=1)
+            if home is not None:
+                hint = f" ('{k}' belongs in {'the top level' if not home else f'[{home}]'})"
+            elif close:
+                hint = f" (did you mean '{close[0]}'?)"
+            else:
+                hint = ""
+            where = "top-level key" if not self.prefix else "key"
+            fail(file=self.file, key=self.key(k),
+                 problem=f"unknown {where}{hint}; valid: {', '.join(valid)}")  # fmt: skip
 
     def _allowed_keys(self) -> Sequence[str]:
         return self._allowed or tuple(dict.fromkeys(self._known))

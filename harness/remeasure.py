@@ -66,13 +66,16 @@ def remeasure_interleaved(
     pairs: Sequence[tuple[str, str]] | None = None,
     trials: int | None = None,
     target_factory: Callable[[str], Any] | None = None,
+    candidate_target_factory: Callable[[str], Any] | None = None,
     seed: int = 0,
 ) -> list[RemeasuredCell]:
     """Re-measure the matched static cells of two run directories, interleaved.
 
     ``pairs`` = (baseline cell_key, candidate cell_key); default: the static 'ok' cells
     whose ``definition_json`` is equal in both stores. ``trials`` overrides the cells'
-    ``[measure] trials``. Returns one ``RemeasuredCell`` per pair, in ``pairs`` order.
+    ``[measure] trials``. ``candidate_target_factory`` (default: ``target_factory``)
+    exports the candidate side, e.g. a target whose runner carries a planted slowdown
+    for the gate's own benchmark. Returns one ``RemeasuredCell`` per pair, in order.
     """
     b_dir, c_dir = _run_dir(baseline), _run_dir(candidate)
     b_defs, c_defs = _static_cells(b_dir), _static_cells(c_dir)
@@ -97,20 +100,25 @@ def remeasure_interleaved(
         sides["baseline"].check(b_cells[bk])
         sides["candidate"].check(c_cells[ck])
     factory = target_factory or registry.default_target_factory
-    targets: dict[str, Any] = {}
+    c_factory = candidate_target_factory or factory
+    targets: dict[tuple[str, str], Any] = {}
     by_key = dict(pairs)
     out: dict[str, RemeasuredCell] = {}
     with tempfile.TemporaryDirectory(prefix="sentryfuse-remeasure-") as tmp:
         for group in plan_groups([b_cells[bk] for bk, _ in pairs], MAX_PAIRS_PER_GROUP):
-            target = targets.setdefault(group[0].target, factory(group[0].target))
-            if target is None:
-                raise HarnessError(f"target '{group[0].target}' is not implemented here")
-            results = _measure_group(group, by_key, c_cells, sides, target, Path(tmp), trials, seed)
+            name = group[0].target
+            pair = {
+                "baseline": targets.setdefault(("b", name), factory(name)),
+                "candidate": targets.setdefault(("c", name), c_factory(name)),
+            }
+            if None in pair.values():
+                raise HarnessError(f"target '{name}' is not implemented here")
+            results = _measure_group(group, by_key, c_cells, sides, pair, Path(tmp), trials, seed)
             out.update({r.baseline_key: r for r in results})
     return [out[bk] for bk, _ in pairs]
 
 
-def _measure_group(group, by_key, c_cells, sides, target, tmp, trials, seed):
+def _measure_group(group, by_key, c_cells, sides, pair_targets, tmp, trials, seed):
     from harness.cellrun import deployed_model, fed_modalities, prebuilt_batches
     from harness.dropout import parse_condition
 
@@ -120,6 +128,7 @@ def _measure_group(group, by_key, c_cells, sides, target, tmp, trials, seed):
     for cell in group:
         pair = [cell, c_cells[by_key[cell.key]]]
         for side, c in zip(("baseline", "candidate"), pair, strict=True):
+            target = pair_targets[side]
             try:
                 art = sides[side].artifacts(c)
                 model, _ = deployed_model(c, art, target)
@@ -143,7 +152,7 @@ def _measure_group(group, by_key, c_cells, sides, target, tmp, trials, seed):
     measured: list[CellMeasurement | Exception] = []
     try:
         if keep:
-            with static_mode(target.power_modes(), group[0].power_mode):
+            with static_mode(pair_targets["baseline"].power_modes(), group[0].power_mode):
                 measured = measure_interleaved(
                     [p[2] for p in keep], settings, seed=seed ^ int(group[0].key[:8], 16)
                 )

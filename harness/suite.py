@@ -12,6 +12,7 @@ goes on; the caller turns "some failed" into exit code 1.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from harness.cellgroup import plan_groups, run_cell_group
 from harness.cells import Cell, expand
 from harness.dropout import parse_condition
 from harness.profile_schema import Profile
+from harness.progress import Progress, plan_for
 from harness.store import STORE_NAME, Store
 from sentryfuse.errors import HarnessError, ProfileError, SentryFuseError, TargetError
 
@@ -87,7 +89,8 @@ def run_suite(
     select: Callable[[list[Cell]], list[Cell]] | None = None,
 ) -> SuiteSummary:
     """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``
-    (``select``: only these cells, e.g. one ``--shard``)."""
+    (``select``: only these cells, e.g. one ``--shard``; ``progress``: True a bar, False a
+    line per cell, None the bar only on a terminal)."""
     factory = target_factory or registry.default_target_factory
     cells, targets, art = preflight(profile, out_dir, resume=resume, target_factory=factory)
     cells = select(cells) if select else cells
@@ -101,30 +104,27 @@ def run_suite(
         )
         done = store.finished_keys()
         todo = [c for c in cells if c.key not in done]
-        bar = _bar(len(todo), progress)
-        for group in plan_groups(todo):
-            bar.set_postfix_str(group[0].label()[:60], refresh=False)
+        groups = plan_groups(todo)
+        bar = Progress.start(plan_for(profile, [c for g in groups for c in g], art), bar=progress)
+        for group in groups:
+            t0, trained0 = time.monotonic(), art.trained_s
             results = run_cell_group(group, art, targets[group[0].target], out_dir)
-            for cell, result in zip(group, results, strict=True):
+            trained_s = art.trained_s - trained0
+            each_s = (time.monotonic() - t0 - trained_s) / len(group)  # measured together
+            for i, (cell, result) in enumerate(zip(group, results, strict=True)):
                 store.commit_cell(run_id, cell.key, cell.kind, cell.definition, result)
                 if result.status == "ok":
                     ok += 1
                 else:
                     failures.append((cell.label(), result.error or ""))
-                    bar.write(f"cell failed: {cell.label()}: {result.error}", file=sys.stderr)
-                bar.update(1)
+                    bar.write(f"cell failed: {cell.label()}: {result.error}")
+                train_s = trained_s if i == 0 else 0.0  # the group's training, on its first cell
+                bar.cell_done(cell.label(), result.status, each_s + train_s, train_s=train_s)
         bar.close()
         store.end_run(run_id)
     return SuiteSummary(
         len(cells), len(cells) - len(todo), ok, len(failures), store_path, tuple(failures)
     )
-
-
-def _bar(total: int, progress: bool | None) -> Any:
-    from tqdm import tqdm
-
-    disable = None if progress is None else not progress
-    return tqdm(total=total, desc="cells", unit="cell", file=sys.stderr, disable=disable)
 
 
 def write_report(store_path: Path, out_dir: Path) -> str:

@@ -119,6 +119,14 @@ def cell_label(row: pd.Series) -> str:
     return " · ".join(parts)
 
 
+def _unfinished(store: StoreData) -> bool:
+    """No finished cell, or a run that never reached its end (killed or interrupted)."""
+    ok = store.cells["status"] == "ok" if "status" in store.cells else []
+    return (
+        not len(store.cells) or not bool(ok.any()) or bool(store.runs["finished_at"].isna().any())
+    )
+
+
 def _keyed(store: StoreData) -> pd.DataFrame:
     cells = store.cells.merge(store.runs[["run_id", "fingerprint_hash"]], on="run_id", how="left")
     cells["match_key"] = cells["definition_json"].map(match_key)
@@ -238,6 +246,14 @@ def compare_stores(baseline: StoreData, candidate: StoreData, thresholds: Thresh
     base, cand = _keyed(baseline), _keyed(candidate)
     pairs = base.merge(cand, on="match_key", suffixes=("_b", "_c"))
     if pairs.empty:
+        unfinished = [str(s.path) for s in (baseline, candidate) if _unfinished(s)]
+        if unfinished:
+            raise StoreError(
+                f"no cell of '{candidate.path}' matches a cell of '{baseline.path}': "
+                f"{' and '.join(unfinished)} {'is' if len(unfinished) == 1 else 'are'} "
+                "unfinished (no finished cell, or the run was interrupted); finish with "
+                "`sentryfuse run PROFILE --out RUN_DIR --resume`"
+            )
         raise StoreError(
             f"no cell of '{candidate.path}' matches a cell of '{baseline.path}'; "
             "compare runs of the same profile"
@@ -283,7 +299,7 @@ def _trial_findings(result: CheckResult, pairs: pd.DataFrame, refs: dict[str, st
             result.findings.append(Finding(label, "status", REGRESSION, "ok", str(c["status"]),
                                            str(c.get("error") or "failed"), "must stay ok", ""))  # fmt: skip
             continue
-        if b["status"] != "ok" or c["status"] != "ok" or b["kind"] != "static":
+        if b["status"] != "ok" or c["status"] != "ok" or b["kind"] not in ("static", "model"):
             continue
         ref = refs.get(mk)
         is_ref = ref == mk

@@ -32,7 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.intervals import Interval, min_trials, newcombe_difference, shift_interval, t_interval
+from reports.intervals import (
+    Interval,
+    min_trials,
+    newcombe_difference,
+    paired_shift_interval,
+    shift_interval,
+    t_interval,
+)
 
 PASS, REGRESSION, INCONCLUSIVE, IMPROVEMENT = "pass", "regression", "inconclusive", "improvement"
 
@@ -50,8 +57,18 @@ class Decision:
 
 
 def decide_relative(base: np.ndarray, cand: np.ndarray, threshold: float,
-                    level: float = 0.95) -> Decision:  # fmt: skip
-    """Lower is better; ``threshold`` is a fraction (0.05 = 5%); values are trial figures."""
+                    level: float = 0.95, paired: bool = False) -> Decision:  # fmt: skip
+    """Lower is better; ``threshold`` is a fraction (0.05 = 5%); values are trial figures.
+
+    ``paired``: trial i of both sides ran in the same round (``check --interleave``); the
+    interval is then the signed-rank one of the per-round log ratios when there are enough
+    rounds (≥ 6 for 95%), else the unpaired one."""
+    if paired:
+        b0, c0 = np.asarray(base, dtype=float), np.asarray(cand, dtype=float)
+        keep = np.isfinite(b0) & np.isfinite(c0) & (b0 > 0) & (c0 > 0)
+        iv = paired_shift_interval(np.log(c0[keep]) - np.log(b0[keep]), level)
+        if iv is not None:  # point: the Hodges–Lehmann ratio, inside its own interval
+            return _decide(math.exp(iv.point), math.exp(iv.lo), math.exp(iv.hi), threshold)
     b = _positive(base)
     c = _positive(cand)
     if len(b) == 0 or len(c) == 0:
@@ -65,7 +82,11 @@ def decide_relative(base: np.ndarray, cand: np.ndarray, threshold: float,
         return Decision(INCONCLUSIVE, point - 1, math.nan, math.nan, None,
                         f"too few trials ({len(b)} vs {len(c)}): a {level:.0%} interval "
                         f"needs at least {need} per run")  # fmt: skip
-    lo, hi = math.exp(iv.lo), math.exp(iv.hi)
+    return _decide(point, math.exp(iv.lo), math.exp(iv.hi), threshold)
+
+
+def _decide(point: float, lo: float, hi: float, threshold: float) -> Decision:
+    """The rule (module docstring) on a ratio and its interval."""
     mde = max(threshold, (1 + threshold / 2) * point / lo - 1) if lo > 0 else math.inf
     if point > 1 + threshold and lo > 1 + threshold / 2:
         outcome = REGRESSION

@@ -100,6 +100,38 @@ def shift_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Interva
     return Interval(float(np.median(diffs)), float(diffs[c - 1]), float(diffs[-c]), level)
 
 
+@lru_cache(maxsize=128)
+def _signed_rank_cdf(n: int) -> tuple[float, ...]:
+    """P(W+ <= w) for w = 0..n(n+1)/2 under H0 (symmetric about 0), exact: subset sums of
+    the ranks 1..n."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    for r in range(1, n + 1):
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    return tuple(np.cumsum(counts) / counts.sum())
+
+
+def paired_shift_interval(d: np.ndarray, level: float = 0.95) -> Interval | None:
+    """Interval for the centre of paired differences ``d`` (Wilcoxon signed-rank inverted:
+    order statistics of the Walsh averages, Hodges–Lehmann point). For trials measured in
+    the same rounds, pairing removes the round's drift from the comparison. None when
+    there are too few pairs for ``level`` (5 pairs: the smallest two-sided p is 1/16)."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0 or n > 200:
+        return None
+    cdf = _signed_rank_cdf(n)
+    tail = (1.0 - level) / 2.0
+    ok = [w for w, p in enumerate(cdf) if p <= tail + 1e-12]
+    if not ok:
+        return None
+    c = ok[-1] + 1
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2.0)
+    return Interval(float(np.median(walsh)), float(walsh[c - 1]), float(walsh[-c]), level)
+
+
 def t_quantile_975(df: int) -> float:
     """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
     if df < 1:
@@ -145,6 +177,7 @@ __all__ = [
     "Interval",
     "min_trials",
     "newcombe_difference",
+    "paired_shift_interval",
     "shift_interval",
     "t_interval",
     "t_quantile_975",

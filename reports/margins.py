@@ -51,7 +51,7 @@ class Margin:
     def text(self) -> str:
         """e.g. '+3.2 points [+1.1, +5.3] vs fisher (12 cells, 3 seeds, paired t interval)'."""
         return (f"{self.points:+.1f} points {self.interval_text()} vs {self.baseline} "
-                f"({self.n_cells} cells, {self.basis})")  # fmt: skip
+                f"({self.n_cells} cell{'' if self.n_cells == 1 else 's'}, {self.basis})")  # fmt: skip
 
 
 def _per_cell_seed(df: pd.DataFrame, value: str, keys: Sequence[str], seed: str | None,

@@ -7,10 +7,11 @@ a half-written one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pandas as pd
 from reports import plots
 from reports.claims import claims_table
 from reports.finetune import accuracy_gap, energy_break_even
+from reports.fleet import device_table
 from reports.render import Section, render_html, render_markdown
 from reports.store import StoreData, load_store
 from reports.tables import (
@@ -29,10 +31,39 @@ from reports.tables import (
     pareto_table,
     power_mode_table,
 )
+from reports.usermodels import model_table
 from reports.verdict import UNSTABLE, unstable_badge, verdict_tables
 from sentryfuse.errors import StoreError
+from sentryfuse.outpath import check_can_create
 
 JSON_COLUMNS = ("definition_json", "extra_json", "energy_rails_json")
+# A file in every report folder we write: a folder is replaced only when it holds this
+# (or is empty, or is a report from before the marker existed), never a user's folder.
+MARKER = ".sentryfuse-report"
+_LEGACY_NAMES = {"report.html", "summary.md", "tables"}
+
+
+def is_our_report(folder: str | Path) -> bool:
+    """True when ``folder`` may be replaced by a report: ours, empty, or absent."""
+    folder = Path(folder)
+    if not folder.exists():
+        return True
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    names = set(os.listdir(folder))
+    return MARKER in names or names <= _LEGACY_NAMES
+
+
+def dataset_display_names(cells: pd.DataFrame) -> pd.DataFrame:
+    """A user's ``.npz`` dataset by its file name's stem, not its absolute path (a report is
+    shared; the path says where it lay on one machine). Colliding stems keep the paths."""
+    if "dataset" not in cells or cells.empty:
+        return cells
+    paths = [d for d in cells["dataset"].dropna().unique() if str(d).endswith(".npz")]
+    stems = {p: Path(p).stem for p in paths}
+    if len(set(stems.values())) != len(stems):
+        return cells
+    return cells.assign(dataset=cells["dataset"].map(lambda d: stems.get(d, d)))
 
 
 def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
@@ -50,6 +81,7 @@ def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
         "claims": claims_table(cells, store),
         "replay_segments": store.replay_segments,
         "failed_cells": failed_cells(cells),
+        "models": model_table(cells),
     }
 
 
@@ -95,6 +127,14 @@ def _figure(alt: str, fig) -> list[tuple[str, bytes]]:
     return [] if fig is None else [(alt, plots.to_png(fig))]
 
 
+def _span(values: pd.Series) -> str:
+    """'7' or '5–7' (1 when a schema-1 store has no trials column values)."""
+    if values.empty:
+        return "1"
+    lo, hi = int(values.min()), int(values.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def _verdict(store: StoreData) -> Section:
     cells = store.cells
     counts = (
@@ -107,7 +147,7 @@ def _verdict(store: StoreData) -> Section:
     seeds = sorted({int(s) for s in cells["seed"].dropna()})
     basis = (
         f"Intervals are 95%: latency and energy over each cell's trials "
-        f"({'1' if trials.empty else f'{int(trials.min())}–{int(trials.max())}'} per cell), "
+        f"({_span(trials)} per cell), "
         f"accuracy over training seeds ({len(seeds)} seed(s): {', '.join(map(str, seeds))}; "
         "a binomial interval where there is one). "
         f"{UNSTABLE}: the cell's trials disagree by more than the profile allows."
@@ -129,6 +169,13 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         "the fine-tuning energy would have paid for."
     )
     be = tables["finetune_energy_break_even"]
+    models = _models_section(tables["models"])
+    if models is not None and ok.empty:  # a `sentryfuse bench` run: only the user's models
+        failed = tables["failed_cells"]
+        failed_sec = Section(
+            "Failed cells", [f"{len(failed)} cell(s) failed."], [("failed", failed)]
+        )
+        return [models, failed_sec, _provenance(store)]
     ft_energy = (
         f"Fine-tuning energy: {energy_provenance(be, 'finetune_energy_source', 'finetune_energy_sensor')}"
         f"; inference energy: {energy_provenance(be)}."
@@ -175,6 +222,8 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
             ),
         ),
     ]
+    if models is not None:
+        sections.insert(1, models)
     replay = Section("Deployment replay")
     replay_tables: list[tuple[str, pd.DataFrame]] = []
     segs = store.replay_segments
@@ -202,9 +251,23 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
         ("cells (every figure; stability per cell)", _cells_table(store)),
         ("failed", failed),
     ]
+    sections.append(Section("Devices", ["Cells grouped by the fingerprint of the device that "
+                            "measured them (a fleet run spans several)."],
+                            [("devices", device_table(store))]))  # fmt: skip
     sections.append(_provenance(store))
     sections.append(Section("Raw tables", [f"{len(failed)} cell(s) failed. {energy_note}"], raw))
     return sections
+
+
+def _models_section(table: pd.DataFrame) -> Section | None:
+    if table.empty:
+        return None
+    note = (
+        "Your ONNX models (cells of kind 'model'): latency per query over the timed window, "
+        "inputs already on the device; h2d/compute/d2h are the device's own event timings "
+        f"(blank where the runtime has none). Energy: {energy_provenance(table)}."
+    )
+    return Section("Your models", [note], [("models", table)])
 
 
 def _cells_table(store: StoreData) -> pd.DataFrame:
@@ -233,11 +296,23 @@ def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
 
 def write_report(store_path: str | Path, out_dir: str | Path) -> Path:
     """Write the whole report for one store into ``out_dir`` (replaced atomically)."""
-    store = load_store(store_path)
     out = Path(out_dir)
+    if not is_our_report(out):
+        raise StoreError(
+            f"{out} exists and was not written by sentryfuse (it would be replaced); "
+            "pass another --out or move it away"
+        )
+    check_can_create(out, "--out")
+    store = load_store(store_path)
+    store = dataclasses.replace(store, cells=dataset_display_names(store.cells))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # mkdir, not mkdtemp: the report gets the user's normal permissions (umask), not 0700.
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
+        (tmp / MARKER).write_text(
+            "written by sentryfuse report; this folder is replaced on rewrite\n"
+        )
         tables = build_tables(store)
         _write_tables(tables, tmp)
         sections = build_sections(store, tables)

@@ -74,8 +74,13 @@ def write_dir_atomically(out_dir: Path, files: dict[str, bytes]) -> Path:
     ``config.json``); anything else is refused rather than deleted.
     """
     out_dir = check_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write the checkpoint to {out_dir} ({exc.strerror}); choose another --out"
+        ) from None
     try:
         for name, data in files.items():
             with open(tmp / name, "wb") as f:

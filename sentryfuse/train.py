@@ -10,6 +10,13 @@ One loop does two jobs that must not interfere:
    saliency pass uses ``torch.autograd.grad`` on the gates only, so the backbone's task
    gradients are never touched by the scorer.
 
+3. with the prunability-aware recipe (``subnet=True``, the default when a scorer is
+   trained), every ``subnet_every`` steps after ``subnet_start_epoch`` the sub-networks
+   pruning would deploy for the batch's modality patterns run too, distilled from the
+   full pass's logits, and their gradients join the full pass's before the one optimizer
+   step (``sentryfuse.subnet_train``). ``subnet=False`` is the recipe before it, bit for
+   bit.
+
 After the last epoch the scorer gets ``scorer_final_steps`` more steps against the
 *final* backbone, cycling over every non-empty modality subset (sampled when there are
 too many), because deployment prunes the final weights under any condition. Then the
@@ -65,6 +72,21 @@ class TrainConfig:
     scorer_final_steps: int = 60
     max_train: int | None = None  # train on a seeded random subset (quick runs)
     eval_batch_size: int = 256
+    # Prunability-aware training (sentryfuse.subnet_train): sub-network passes with the
+    # units the pruner would remove, sandwich rule, in-place distillation. Runs only when
+    # the checkpoint trains a scorer (saliency_every > 0) or with the random control.
+    subnet: bool = True  # False: the pre-prunability recipe, bit-identical
+    subnet_ranking: str = "scorer"  # "scorer" | "random" (structured-dropout control)
+    distill: bool = True  # KL to the full model's logits (False: cross-entropy ablation)
+    distill_temperature: float = 2.0
+    distill_weight: float = 0.5  # w in w·T²·KL + (1 − w)·CE
+    subnet_every: int = 2  # steps between sub-network steps
+    subnet_start_epoch: float = 1.0  # the scorer needs some saliency before it can rank
+    subnet_sparsity_min: float = 0.2  # configured sparsity range of the sandwich
+    subnet_sparsity_max: float = 0.7  # the smallest sub-network, trained every time
+    subnet_sampled: int = 1  # budgets drawn in the range besides the smallest
+    subnet_budget: str = "units"  # "units" | "flops", as pruning counts them
+    subnet_max_groups: int = 4  # modality-pattern groups per step (largest first)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -73,6 +95,28 @@ class TrainConfig:
             raise ModelError(f"p_drop_max must be in [0, 1), got {self.p_drop_max}")
         if self.max_train is not None and self.max_train < 1:
             raise ModelError("max_train must be at least 1 (or unset for the full split)")
+        if self.subnet_ranking not in ("scorer", "random"):
+            raise ModelError(
+                f"subnet_ranking must be 'scorer' or 'random', got '{self.subnet_ranking}'"
+            )
+        if self.subnet_budget not in ("units", "flops"):
+            raise ModelError(
+                f"subnet_budget must be 'units' or 'flops', got '{self.subnet_budget}'"
+            )
+        if not 0.0 <= self.subnet_sparsity_min <= self.subnet_sparsity_max < 1.0:
+            raise ModelError(
+                "subnet sparsity range must satisfy 0 <= min <= max < 1, got "
+                f"{self.subnet_sparsity_min}..{self.subnet_sparsity_max}"
+            )
+        if self.subnet_every < 1 or self.subnet_sampled < 0 or self.subnet_max_groups < 1:
+            raise ModelError("subnet_every and subnet_max_groups >= 1, subnet_sampled >= 0")
+        if not self.distill_temperature > 0 or not 0.0 <= self.distill_weight <= 1.0:
+            raise ModelError("distill_temperature must be > 0 and distill_weight in [0, 1]")
+
+    @property
+    def subnet_active(self) -> bool:
+        """Whether sub-network passes run (the scorer ranking needs a trained scorer)."""
+        return self.subnet and (self.saliency_every > 0 or self.subnet_ranking == "random")
 
     @property
     def curriculum(self) -> DropoutCurriculum:
@@ -174,6 +218,11 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, cfg.lr_warmup_frac))
     curriculum = cfg.curriculum
     gate = _ScorerTrainer(model, scorer, cfg) if cfg.saliency_every > 0 else None
+    subnet = None
+    if cfg.subnet_active:
+        from sentryfuse.subnet_train import SubnetTrainer
+
+        subnet = SubnetTrainer(model, scorer if gate else None, cfg)
 
     t0 = time.perf_counter()
     bar = tqdm(
@@ -188,11 +237,12 @@ def train(
             inputs, labels = _batch(x, idx), y[torch.from_numpy(idx)]
             ep = epoch + b / steps_per_epoch
             present = torch.from_numpy(curriculum.sample(len(idx), len(names), ep, rng))
-            loss = F.cross_entropy(
-                model(inputs, present), labels, label_smoothing=cfg.label_smoothing
-            )
+            logits = model(inputs, present)
+            loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if subnet is not None and subnet.due(step, ep):
+                subnet.step(inputs, labels, present, logits.detach())
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
@@ -240,6 +290,7 @@ def train(
         "train_s": round(train_s, 3),
         "final_train_loss": None if loss_ema is None else round(loss_ema, 5),
         "scorer_alignment_loss": round(float(np.mean(tail)), 6) if tail else None,
+        "subnet_passes": 0 if subnet is None else subnet.passes,
     }
     meta = {
         "train": asdict(cfg),
@@ -248,6 +299,7 @@ def train(
             "modalities": [asdict(m) for m in dataset.modalities],
             "classes": list(dataset.classes),
             "normalisation": dataset.meta.get("standardized", dataset.meta.get("normalisation")),
+            "path": dataset.meta.get("path"),  # a user's .npz: where to load it again
         },
     }
     return save_checkpoint(Path(out_dir), model, scorer if gate else None, meta, metrics)

@@ -78,6 +78,15 @@ class Runner(ABC):
     def synchronize(self) -> None:  # noqa: B027 - optional hook, no-op on synchronous runtimes
         """Wait for queued device work (window edges)."""
 
+    def mark_window(self) -> None:  # noqa: B027 - optional hook
+        """The timed window starts now: per-query device timings count from here on."""
+
+    def device_timings_ms(self) -> Mapping[str, list[float]]:
+        """trtexec-style per-query times measured on the device (``h2d_ms`` from
+        ``prepare``, ``compute_ms`` and ``d2h_ms`` since ``mark_window``); empty where the
+        runtime has no device events (CPU)."""
+        return {}
+
     def close(self) -> None:  # noqa: B027
         """Free engines/sessions."""
 

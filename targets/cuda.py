@@ -13,16 +13,20 @@ import numpy as np
 from sentryfuse.errors import SentryFuseError, TargetError, unknown_name
 from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
 from targets.cpu_runners import TorchRunner
+from targets.cuda_buffers import TorchBuffers, pycuda_device_count
+from targets.device_timing import DeviceTimings
 from targets.export import (
     check_parity,
     export_onnx,
     modality_order,
+    to_tensors,
     torch_reference,
     weights_bytes,
 )
+from targets.gpu_select import CudaIds, runtime_cuda_ids
 from targets.hw import MONOTONIC, Clock
 from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
-from targets.nvml import NvmlEnergySensor, NvmlPowerModes, load_nvml
+from targets.nvml import NvmlEnergySensor, NvmlGpu, NvmlPowerModes
 
 CUDA_RUNTIMES = ("torch", "tensorrt", "onnxruntime")
 GPU_ATOL = 2e-3  # cuDNN/TF32 and TensorRT kernel choices differ from CPU float32 sums
@@ -60,7 +64,46 @@ def library_versions() -> dict[str, Any]:
 
 
 class CudaTorchRunner(TorchRunner):
-    """Eager torch on the GPU; ``synchronize`` waits for queued kernels at window edges."""
+    """Eager torch on the GPU; ``synchronize`` waits for queued kernels at window edges.
+
+    ``prepare`` records its H2D copy and each query its compute and D2H copy with CUDA
+    events (``device_timings_ms``), as the TensorRT runner does."""
+
+    def __init__(self, model: Any, order: tuple[str, ...], device: str = "cuda") -> None:
+        super().__init__(model, order, device)
+        self.buffers = TorchBuffers()
+        self.timings = DeviceTimings()
+
+    def prepare(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        start, end = self.buffers.event(), self.buffers.event()
+        start.record()
+        out = super().prepare(inputs)
+        end.record()
+        end.synchronize()
+        self.timings.add("h2d_ms", end.ms_since(start))
+        return out
+
+    def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
+        import torch
+
+        tensors = to_tensors(inputs, self.modalities, self.device)
+        e0, e1, e2 = (self.buffers.event() for _ in range(3))
+        e0.record()
+        with torch.inference_mode():
+            out = self.model(tensors)
+        e1.record()
+        host = out.float().cpu()
+        e2.record()
+        e2.synchronize()
+        self.timings.add("compute_ms", e1.ms_since(e0))
+        self.timings.add("d2h_ms", e2.ms_since(e1))
+        return host.numpy()
+
+    def mark_window(self) -> None:
+        self.timings.mark_window()
+
+    def device_timings_ms(self) -> Mapping[str, list[float]]:
+        return self.timings.window()
 
     def synchronize(self) -> None:
         import torch
@@ -76,9 +119,12 @@ def export_cuda(
     max_batch: int | None = None,
     ort_providers: Callable[[], Sequence[str]] | None = None,
 ) -> Runner:
-    """A GPU runner (torch or TensorRT) checked against CPU torch before returning."""
+    """A GPU runner (torch or TensorRT) checked against CPU torch before returning.
+
+    TensorRT needs no CUDA torch: the ONNX export runs on CPU torch and the engine's
+    buffers come from pycuda where torch has no CUDA (``targets.cuda_buffers``)."""
     avail = cuda_availability()
-    if not avail.ok:
+    if runtime != "tensorrt" and not avail.ok:
         raise TargetError(f"runtime '{runtime}' needs CUDA: {avail.reason}")
     order = modality_order(example_inputs)
     model = model.eval().cpu()
@@ -126,7 +172,11 @@ class CudaTarget(Target):
         clock: Clock = MONOTONIC,
         ort_providers: Callable[[], Sequence[str]] | None = None,
         tensorrt_installed: Callable[[], bool] | None = None,
+        env: Mapping[str, str] | None = None,
+        cuda_ids: CudaIds | None = runtime_cuda_ids,
     ) -> None:
+        """``index`` is the CUDA ordinal the runners use (``cuda:index``); NVML is opened on
+        that same physical GPU (by UUID / PCI bus id, honouring ``CUDA_VISIBLE_DEVICES``)."""
         self.nvml = nvml
         # Injected for tests: onnxruntime.get_available_providers, "is tensorrt importable"
         self.ort_providers = ort_providers
@@ -135,10 +185,18 @@ class CudaTarget(Target):
         )
         self.index = index
         self.clock = clock
-        self._power = NvmlPowerModes(nvml, index)  # one instance: it tracks clocks it locked
+        self.gpu = NvmlGpu(nvml, index, env, cuda_ids)
+        self._power = NvmlPowerModes(gpu=self.gpu)  # one instance: it tracks clocks it locked
 
     def availability(self) -> Availability:
-        return cuda_availability()
+        """CUDA torch, or (for TensorRT alone) TensorRT + pycuda with a visible GPU."""
+        avail = cuda_availability()
+        if avail.ok or importlib.util.find_spec("tensorrt") is None:
+            return avail
+        count = pycuda_device_count()
+        if count:
+            return Availability(True)
+        return avail
 
     def runtimes(self) -> tuple[str, ...]:
         return CUDA_RUNTIMES
@@ -148,8 +206,9 @@ class CudaTarget(Target):
         from targets.preference import ort_provider_availability
 
         trt = self.tensorrt_installed()
+        torch_cuda = cuda_availability()
         return {
-            "torch": Availability(True),
+            "torch": torch_cuda,
             "tensorrt": Availability(trt, "" if trt else "TensorRT is not installed"),
             "onnxruntime": ort_provider_availability(CUDA_PROVIDERS[0], self.ort_providers),
         }
@@ -157,12 +216,13 @@ class CudaTarget(Target):
     def fingerprint(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.name, **library_versions()}
         try:
-            nvml = load_nvml(self.nvml)
-            h = nvml.nvmlDeviceGetHandleByIndex(self.index)
-            name = nvml.nvmlDeviceGetName(h)
+            nvml = self.gpu.nvml
+            ref = self.gpu.ref()
+            name = nvml.nvmlDeviceGetName(ref.handle)
             out["gpu"] = name.decode() if isinstance(name, bytes) else name
             driver = nvml.nvmlSystemGetDriverVersion()
             out["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+            out.update(gpu_uuid=ref.uuid, gpu_pci_bus_id=ref.pci_bus_id, nvml_device=ref.how)
         except SentryFuseError as exc:
             out["driver"] = f"unknown ({exc})"
         power = self.power_modes()
@@ -183,7 +243,7 @@ class CudaTarget(Target):
         return self._power
 
     def energy_sensor(self) -> EnergySensor:
-        return NvmlEnergySensor(self.nvml, self.index, self.clock)
+        return NvmlEnergySensor(clock=self.clock, gpu=self.gpu)
 
     def reset_memory_peak(self) -> None:
         reset_peak_rss()

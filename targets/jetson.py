@@ -27,11 +27,13 @@ from targets.hw import (
     under,
 )
 from targets.ina3221 import Ina3221Sensor, discover_rails
+from targets.jtop_control import JtopFactory, JtopPowerModes
 from targets.memory import cuda_peak_mb, peak_rss_mb, reset_cuda_peak, reset_peak_rss
 from targets.nvpmodel import NvpmodelPowerModes
 from targets.tegrastats import TegrastatsSensor
 
 JETSON_RUNTIMES = ("tensorrt", "torch")
+POWER_CONTROLLERS = ("auto", "jtop", "nvpmodel")
 # L4T major release → JetPack major (NVIDIA's JetPack archive); the device's own
 # nv_tegra_release is recorded verbatim next to it.
 L4T_TO_JETPACK = {32: "4", 34: "5", 35: "5", 36: "6", 38: "7", 39: "7"}
@@ -70,12 +72,27 @@ class JetsonTarget(Target):
         runner: CommandRunner | None = None,
         clock: Clock = MONOTONIC,
         sample_interval_s: float | None = None,
+        power_controller: str = "auto",
+        jtop_factory: JtopFactory | None = None,
     ) -> None:
+        """``power_controller``: ``auto`` uses jtop when its service answers, else the
+        ``nvpmodel``/``jetson_clocks`` commands; ``jtop`` or ``nvpmodel`` forces one."""
+        if power_controller not in POWER_CONTROLLERS:
+            raise TargetError(unknown_name("power controller", power_controller, POWER_CONTROLLERS))
         self.root = Path(sysfs_root)
         self.runner = runner or SubprocessRunner()
         self.clock = clock
         self.sample_interval_s = sample_interval_s
-        self._power = NvpmodelPowerModes(self.runner, self.root)
+        self.power_controller = power_controller
+        self._nvpmodel = NvpmodelPowerModes(self.runner, self.root)
+        self._jtop = JtopPowerModes(jtop_factory)
+        self._power: NvpmodelPowerModes | JtopPowerModes | None = None
+        self._jtop_reason = ""
+
+    @property
+    def controller(self) -> str:
+        """Which controller sets power modes: 'jtop' or 'nvpmodel' (decided on first use)."""
+        return "jtop" if isinstance(self.power_modes(), JtopPowerModes) else "nvpmodel"
 
     def availability(self) -> Availability:
         return detect_jetson(self.root)
@@ -96,18 +113,26 @@ class JetsonTarget(Target):
         from targets.cuda import library_versions
 
         release = l4t_release(self.root)
-        power = self._power.available()
+        pm = self.power_modes()
+        power = pm.available()
         _, update_ms = discover_rails(self.root)
+        extra: dict[str, Any] = {"power_controller": self.controller}
+        if self._jtop_reason:
+            extra["jtop"] = self._jtop_reason
+        if isinstance(pm, JtopPowerModes) and power.ok:
+            extra["jtop_board"] = pm.board()
+        current = pm.current() if power.ok else None
         return {
             "target": self.name,
             "board": board_model(self.root),
             "l4t": release,
             "jetpack": L4T_TO_JETPACK.get(int(release.split(".")[0])) if release else None,
             **library_versions(),
-            "power_mode": self._power.current() if power.ok else None,
-            "clocks_locked": self._power.current().endswith("+jetson_clocks") if power.ok else None,
+            "power_mode": current,
+            "clocks_locked": current.endswith("+jetson_clocks") if current else None,
             "energy_sensor": self.energy_sensor().name,
             "ina3221_update_interval_ms": update_ms,
+            **extra,
         }
 
     def export(
@@ -122,7 +147,17 @@ class JetsonTarget(Target):
 
         return export_cuda(model, example_inputs, runtime, Path(workdir))
 
-    def power_modes(self) -> NvpmodelPowerModes:
+    def power_modes(self) -> NvpmodelPowerModes | JtopPowerModes:
+        """One controller per target (it tracks the clocks it locked), chosen once."""
+        if self._power is None:
+            if self.power_controller == "nvpmodel":
+                self._power = self._nvpmodel
+            elif self.power_controller == "jtop":
+                self._power = self._jtop
+            else:
+                avail = self._jtop.available()
+                self._power = self._jtop if avail.ok else self._nvpmodel
+                self._jtop_reason = "" if avail.ok else f"not used: {avail.reason}"
         return self._power
 
     def energy_sensor(self) -> EnergySensor:

@@ -11,7 +11,7 @@ Ampere+ and is never integrated.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from targets.base import (
     PowerMode,
     PowerModes,
 )
+from targets.gpu_select import CudaIds, GpuRef, locate_gpu, runtime_cuda_ids
 from targets.hw import MONOTONIC, Clock
 
 LIMIT_FRACTIONS = {"tdp": 1.0, "tdp-75": 0.75, "tdp-50": 0.5}
@@ -61,14 +62,23 @@ class GpuState:
     clocks_locked: bool
 
 
-class NvmlPowerModes(PowerModes):
-    """``tdp``, ``tdp-75``, ``tdp-50`` power limits, each also as ``*-locked`` (clocks locked)."""
+class NvmlGpu:
+    """NVML opened on the GPU the runner uses (``cuda:index`` of this process), found by
+    UUID or PCI bus id (``targets.gpu_select``), never by NVML's own index."""
 
-    def __init__(self, nvml: Any | None = None, index: int = 0) -> None:
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        index: int = 0,
+        env: Mapping[str, str] | None = None,
+        cuda_ids: CudaIds | None = runtime_cuda_ids,
+    ) -> None:
         self._nvml_arg = nvml
         self.index = index
+        self.env = env
+        self.cuda_ids = cuda_ids
         self._nvml: Any = None
-        self._locked = False
+        self._ref: GpuRef | None = None
 
     @property
     def nvml(self) -> Any:
@@ -76,8 +86,28 @@ class NvmlPowerModes(PowerModes):
             self._nvml = load_nvml(self._nvml_arg)
         return self._nvml
 
+    def ref(self) -> GpuRef:
+        if self._ref is None:
+            self._ref = locate_gpu(self.nvml, self.index, env=self.env, cuda_ids=self.cuda_ids)
+        return self._ref
+
+    def handle(self) -> Any:
+        return self.ref().handle
+
+
+class NvmlPowerModes(PowerModes):
+    """``tdp``, ``tdp-75``, ``tdp-50`` power limits, each also as ``*-locked`` (clocks locked)."""
+
+    def __init__(self, nvml: Any | None = None, index: int = 0, gpu: NvmlGpu | None = None) -> None:
+        self.gpu = gpu or NvmlGpu(nvml, index)
+        self._locked = False
+
+    @property
+    def nvml(self) -> Any:
+        return self.gpu.nvml
+
     def _handle(self) -> Any:
-        return self.nvml.nvmlDeviceGetHandleByIndex(self.index)
+        return self.gpu.handle()
 
     def _limits(self) -> dict[str, int]:
         h = self._handle()
@@ -159,15 +189,21 @@ class NvmlEnergySensor(EnergySensor):
 
     name = "nvml-total-energy"
 
-    def __init__(self, nvml: Any | None = None, index: int = 0, clock: Clock = MONOTONIC) -> None:
-        self._nvml_arg = nvml
-        self.index = index
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        index: int = 0,
+        clock: Clock = MONOTONIC,
+        gpu: NvmlGpu | None = None,
+    ) -> None:
+        self.gpu = gpu or NvmlGpu(nvml, index)
         self.clock = clock
 
     def available(self) -> Availability:
+        nvml = None
         try:
-            nvml = load_nvml(self._nvml_arg)
-            nvml.nvmlDeviceGetTotalEnergyConsumption(nvml.nvmlDeviceGetHandleByIndex(self.index))
+            nvml = self.gpu.nvml
+            nvml.nvmlDeviceGetTotalEnergyConsumption(self.gpu.handle())
         except SensorError as exc:
             return Availability(False, str(exc))
         except Exception as exc:
@@ -176,8 +212,8 @@ class NvmlEnergySensor(EnergySensor):
 
     @contextlib.contextmanager
     def window(self) -> Iterator[EnergyWindow]:
-        nvml = load_nvml(self._nvml_arg)
-        h = nvml.nvmlDeviceGetHandleByIndex(self.index)
+        nvml = self.gpu.nvml
+        h = self.gpu.handle()
 
         def read() -> float:
             try:

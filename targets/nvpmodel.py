@@ -172,39 +172,3 @@ class NvpmodelPowerModes(PowerModes):
             raise PowerModeError(
                 f"cannot {what}: {' '.join(argv)} → {first_line(err or out) or f'exit {rc}'}"
             )
-
-
-class JtopPowerModes(PowerModes):
-    """Optional controller through jtop (jetson-stats): needs its service's socket."""
-
-    def __init__(self, interval_s: float = 0.5) -> None:
-        self.interval_s = interval_s
-
-    def _jtop(self):  # noqa: ANN202 - vendor object
-        try:
-            from jtop import jtop
-        except ImportError as exc:
-            raise PowerModeError(
-                "jtop is not installed: pip install 'sentryfuse-bench[jetson]'"
-            ) from exc
-        return jtop(interval=self.interval_s)
-
-    def available(self) -> Availability:
-        try:
-            with self._jtop() as j:
-                return Availability(bool(j.ok()), "" if j.ok() else "jtop service not answering")
-        except Exception as exc:  # jtop raises its own exception types
-            return Availability(False, f"jtop unavailable: {exc}")
-
-    def list(self) -> list[PowerMode]:
-        with self._jtop() as j:
-            return [PowerMode(str(m), "via jtop") for m in j.nvpmodel.models]
-
-    def current(self) -> str:
-        with self._jtop() as j:
-            return str(j.nvpmodel.name)
-
-    def set(self, name: str) -> None:
-        self.mode(name)
-        with self._jtop() as j:
-            j.nvpmodel = name

@@ -3,7 +3,8 @@
 Supports the 8.6 API (``EXPLICIT_BATCH`` network flag), 10.x (flags 0) and 11.x
 (strongly typed networks only: no FP16/INT8 builder flags; precision comes from the
 ONNX graph). Buffers are torch tensors (``data_ptr`` + torch's current stream), which
-keeps one CUDA context; pycuda is optional and only ever through its *primary* context.
+keeps one CUDA context; without CUDA torch (a Jetson's usual TensorRT deployment) they
+come from pycuda through its *primary* context (``targets.cuda_buffers``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from sentryfuse.errors import TargetError
 from targets.base import Runner
-from targets.export import to_tensors
+from targets.cuda_buffers import DeviceArray, DeviceBuffers, HostArray, choose_buffers
+from targets.device_timing import DeviceTimings
 
 
 def trt_major(trt: Any) -> int:
@@ -40,9 +42,17 @@ def build_engine(
     max_batch: int,
     fp16: bool = False,
     workspace_mb: int = 1024,
+    *,
+    trt: Any | None = None,
+    exact_shapes: bool = False,
 ) -> bytes:
-    """Parse ONNX, add a dynamic-batch optimisation profile, return the serialised engine."""
-    import tensorrt as trt
+    """Parse ONNX, add an optimisation profile, return the serialised engine.
+
+    The profile spans batch 1..``max_batch`` (our exports have a dynamic batch axis);
+    ``exact_shapes`` pins every input to the shape given (a user's ONNX file, whose
+    dynamic dimensions the user fixed on the command line)."""
+    if trt is None:
+        import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -61,6 +71,10 @@ def build_engine(
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     for name, shape in input_shapes.items():
+        if exact_shapes:
+            dims = tuple(int(s) for s in shape)
+            profile.set_shape(name, dims, dims, dims)
+            continue
         rest = tuple(int(s) for s in shape[1:])
         opt = max(1, min(int(shape[0]), max_batch))
         profile.set_shape(name, (1, *rest), (opt, *rest), (max_batch, *rest))
@@ -74,15 +88,28 @@ def build_engine(
 
 
 class TensorRTRunner(Runner):
-    """``execute_async_v3`` on torch's current stream with torch tensors as I/O buffers."""
+    """``execute_async_v3`` with device buffers from torch (where it has CUDA) or pycuda.
+
+    ``prepare`` copies a batch to the device once, outside the timed window, and records
+    that H2D copy; each query then records its GPU compute and its D2H copy with device
+    events, so the three are reported apart as trtexec does. Output buffers are allocated
+    once per output shape, never inside a query.
+    """
 
     runtime = "tensorrt"
 
-    def __init__(self, engine_bytes: bytes, order: tuple[str, ...]) -> None:
-        import tensorrt as trt
-        import torch
-
-        self._torch = torch
+    def __init__(
+        self,
+        engine_bytes: bytes,
+        order: tuple[str, ...],
+        *,
+        trt: Any | None = None,
+        buffers: DeviceBuffers | None = None,
+    ) -> None:
+        if trt is None:
+            import tensorrt as trt
+        self.trt = trt
+        self.buffers = buffers if buffers is not None else choose_buffers()
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(engine_bytes)
@@ -91,53 +118,98 @@ class TensorRTRunner(Runner):
                 "TensorRT could not deserialise the engine (built by another version?)"
             )
         self.context = self.engine.create_execution_context()
-        self.modalities = order
         self.weights_bytes = len(engine_bytes)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(outputs) != 1:
-            raise TargetError(f"expected one engine output (logits), found {outputs}")
-        self.output = outputs[0]
-        dtypes = {trt.float32: torch.float32, trt.float16: torch.float16}
-        self.output_dtype = dtypes.get(self.engine.get_tensor_dtype(self.output), torch.float32)
+        mode = trt.TensorIOMode
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == mode.INPUT]
+        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == mode.OUTPUT]
+        if sorted(inputs) != sorted(order):
+            raise TargetError(f"engine inputs {inputs} differ from the export's {list(order)}")
+        if not self.outputs:
+            raise TargetError("the engine has no outputs")
+        self.modalities = tuple(order)
+        self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self._out: dict[tuple[str, tuple[int, ...]], tuple[DeviceArray, HostArray]] = {}
+        self.timings = DeviceTimings()
 
     def prepare(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        return to_tensors(inputs, self.modalities, "cuda")
+        """Copy a batch to the device once (idempotent); its H2D time is recorded."""
+        return self._upload(inputs, record=True)
+
+    def _upload(self, inputs: Mapping[str, Any], record: bool) -> DeviceBatch:
+        if isinstance(inputs, DeviceBatch):
+            return inputs
+        missing = [m for m in self.modalities if m not in inputs]
+        if missing:
+            raise TargetError(
+                f"batch lacks inputs {missing} this engine was built for {list(self.modalities)}"
+            )
+        b = self.buffers
+        start, end = b.event(), b.event()
+        start.record()
+        arrays = {
+            m: b.upload(np.ascontiguousarray(inputs[m], dtype=self.dtypes[m]))
+            for m in self.modalities
+        }
+        end.record()
+        end.synchronize()
+        if record:
+            self.timings.add("h2d_ms", end.ms_since(start))
+        return DeviceBatch(arrays)
+
+    def _output(self, name: str, shape: tuple[int, ...]) -> tuple[DeviceArray, HostArray]:
+        key = (name, shape)
+        if key not in self._out:
+            dtype = self.dtypes[name]
+            self._out[key] = (
+                self.buffers.empty(shape, dtype),
+                self.buffers.host_empty(shape, dtype),
+            )
+        return self._out[key]
 
     def __call__(self, inputs: Mapping[str, Any]) -> np.ndarray:
-        torch = self._torch
-        tensors = to_tensors(inputs, self.modalities, "cuda")
+        batch = self._upload(inputs, record=False)  # a raw batch pays its copy in the query
+        ctx = self.context
         for name in self.modalities:
-            t = tensors[name].float().contiguous()
-            tensors[name] = t  # keep alive until the stream has run
-            self.context.set_input_shape(name, tuple(t.shape))
-            self.context.set_tensor_address(name, t.data_ptr())
-        out = torch.empty(
-            tuple(self.context.get_tensor_shape(self.output)),
-            dtype=self.output_dtype,
-            device="cuda",
-        )
-        self.context.set_tensor_address(self.output, out.data_ptr())
-        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
+            arr = batch[name]
+            if not ctx.set_input_shape(name, arr.shape):
+                raise TargetError(
+                    f"input '{name}' shape {arr.shape} is outside the engine's optimisation profile"
+                )
+            ctx.set_tensor_address(name, arr.ptr)
+        outs = []
+        for name in self.outputs:
+            dev, host = self._output(name, tuple(int(d) for d in ctx.get_tensor_shape(name)))
+            ctx.set_tensor_address(name, dev.ptr)
+            outs.append((dev, host))
+        b = self.buffers
+        e0, e1, e2 = b.event(), b.event(), b.event()
+        e0.record()
+        if not ctx.execute_async_v3(b.stream_handle()):
             raise TargetError("TensorRT execute_async_v3 failed")
-        return out.float().cpu().numpy()  # waits on the stream
+        e1.record()
+        for dev, host in outs:
+            b.download(dev, host)
+        e2.record()
+        e2.synchronize()  # the query ends when its result is on the host
+        self.timings.add("compute_ms", e1.ms_since(e0))
+        self.timings.add("d2h_ms", e2.ms_since(e1))
+        return np.array(outs[0][1].array, dtype=np.float32)  # a copy: the buffer is reused
+
+    def mark_window(self) -> None:
+        self.timings.mark_window()
+
+    def device_timings_ms(self) -> Mapping[str, list[float]]:
+        return self.timings.window()
 
     def synchronize(self) -> None:
-        self._torch.cuda.synchronize()
+        self.buffers.synchronize()
 
     def close(self) -> None:
+        self._out.clear()
         self.context = None
         self.engine = None
 
 
-def use_pycuda() -> Any:
-    """pycuda bound to the primary context torch already uses (never ``pycuda.autoinit``,
-    which creates a second context that clashes with torch)."""
-    try:
-        import pycuda.autoprimaryctx  # noqa: F401
-        import pycuda.driver as cuda
-    except ImportError as exc:
-        raise TargetError(
-            "pycuda is not installed: pip install 'sentryfuse-bench[tensorrt]'"
-        ) from exc
-    return cuda
+class DeviceBatch(dict):
+    """A batch already on the device: ``{input name: DeviceArray}`` (``prepare``'s result)."""

@@ -33,6 +33,8 @@ from harness.fleet.driver import run_fleet_suite  # noqa: E402
 from harness.fleet.resources import node_resources  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from harness.suite import run_suite  # noqa: E402
+from reports.fleet import device_table, device_view  # noqa: E402
+from reports.store import load_store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTORY = "fleet_targets:factory"
@@ -63,7 +65,12 @@ warmup_s = 0.0
 warmup_n = 2
 min_duration_s = DURATION
 min_count = 10
+trials = 2
 """
+
+
+# 4 cell groups (power mode x runtime) of 4 cells: more units than devices
+FOUR_GROUPS = {"power_modes": '["max", "single"]', "runtimes": '["torch", "onnxruntime"]'}
 
 
 def _profile(tmp_path: Path, targets: list[str], duration_s: float = 0.05, **grid: str) -> Path:
@@ -167,13 +174,15 @@ def test_two_kinds_land_on_their_nodes_like_a_single_machine_run(cluster, tmp_pa
         assert device["fingerprint"]["target"] == row["target"]  # the node's own fingerprint
         assert len(device["fingerprint_hash"]) == 64
         assert row["latency_n"] >= 10
-    by_device: dict[str, list[tuple[float, float]]] = {}
+    spans: dict[tuple[str, str], list[float]] = {}  # (device, group) -> [start, end]
     for row in rows.values():
-        span = (_iso(row["started_at"]), _iso(row["finished_at"]))
-        by_device.setdefault(row["extra"]["device"]["device_id"], []).append(span)
-    for spans in by_device.values():  # one cell at a time per device
-        spans.sort()
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+        key = (row["extra"]["device"]["device_id"], row["target"])  # one group per target here
+        span = spans.setdefault(key, [float("inf"), 0.0])
+        span[0] = min(span[0], _iso(row["started_at"]))
+        span[1] = max(span[1], _iso(row["finished_at"]))
+    for device in {d for d, _ in spans}:  # one unit at a time per device
+        mine = sorted(v for (d, _), v in spans.items() if d == device)
+        assert all(a[1] <= b[0] for a, b in zip(mine, mine[1:], strict=False))
     # the same suite on one machine: same cell keys, same statuses
     single_out = tmp_path / "single"
     (single_out / "checkpoints").mkdir(parents=True)
@@ -184,6 +193,20 @@ def test_two_kinds_land_on_their_nodes_like_a_single_machine_run(cluster, tmp_pa
     assert {k: r["status"] for k, r in single_rows.items()} == {
         k: r["status"] for k, r in rows.items()
     }
+    # the report groups by device fingerprint; check compares device by device
+    fleet_store = load_store(fleet.store_path)
+    table = device_table(fleet_store)
+    assert sorted(table["targets"]) == ["cpu", "jetson"] and table["cells ok"].sum() == 8
+    assert set(table[table["targets"] == "jetson"]["devices"]) == {"orin-nano-01"}
+    view = device_view(fleet_store)
+    assert view.cells["run_id"].nunique() == 2 and set(view.runs["fingerprint_hash"]) == {
+        r["extra"]["device"]["fingerprint_hash"] for r in rows.values()
+    }
+    assert device_table(load_store(single.store_path))["cells ok"].tolist() == [8]
+    out_dir = str(tmp_path / "fleet")
+    assert cli.main(["check", "--baseline", out_dir, "--candidate", out_dir]) in (0, 3)
+    # the single machine's one fingerprint covers both targets: not the fleet's devices
+    assert cli.main(["check", "--baseline", out_dir, "--candidate", str(single_out)]) == 2
 
 
 def test_cluster_without_a_node_for_a_target_fails_before_any_cell(cluster, tmp_path, capsys):
@@ -229,15 +252,14 @@ def _busy(node) -> bool:
     return False
 
 
-def _kill_mid_cell(cluster, node, store: Path) -> threading.Thread:
-    """SIGKILL ``node`` (no grace) once a cell is finished somewhere and ``node`` is
-    executing one: it dies mid-cell."""
+def _kill_mid_cell(cluster, node) -> threading.Thread:
+    """SIGKILL ``node`` (no grace) half a second into a unit: it dies mid-unit."""
 
     def watch() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            if store.exists() and _cells(store) and _busy(node):
-                time.sleep(0.3)
+            if _busy(node):
+                time.sleep(0.5)
                 cluster.remove_node(node, allow_graceful=False)
                 return
             time.sleep(0.05)
@@ -249,17 +271,14 @@ def _kill_mid_cell(cluster, node, store: Path) -> threading.Thread:
 
 def test_node_killed_mid_suite_its_cell_is_retried_on_another_node(cluster, tmp_path):
     node = add_device(cluster, "cpu", "c")
-    path = _profile(
-        tmp_path, ["cpu"], 1.0, conditions='["all", "drop:a", "drop:b"]',
-        methods='["magnitude", "random"]', sparsities="[0.3, 0.5]",
-    )  # fmt: skip
+    path = _profile(tmp_path, ["cpu"], 0.4, **FOUR_GROUPS)
     profile = load_profile(path)
     out = tmp_path / "out"
-    killer = _kill_mid_cell(cluster, node, out / "results.sqlite")
+    killer = _kill_mid_cell(cluster, node)
     s = run_fleet_suite(profile, out, cluster.address, cache_dir=tmp_path / "node-cache")
     killer.join(5)
     rows = _cells(s.store_path)
-    assert (s.total, s.ok, s.failed) == (15, 15, 0)
+    assert (s.total, s.ok, s.failed) == (16, 16, 0)
     retried = [r for r in rows.values() if r["extra"]["fleet"]["attempts"] == 2]
     assert retried, "no cell was in flight on the killed node"
     for r in retried:
@@ -268,23 +287,23 @@ def test_node_killed_mid_suite_its_cell_is_retried_on_another_node(cluster, tmp_
 
 def test_last_node_of_a_kind_killed_its_cells_fail_with_the_reason(cluster, tmp_path):
     node = add_device(cluster, "cuda", "gpu-01")
-    path = _profile(tmp_path, ["cuda"], 1.0, conditions='["all", "drop:a", "drop:b"]')
+    path = _profile(tmp_path, ["cuda"], 0.4, **FOUR_GROUPS)
     profile = load_profile(path, target_factory=fleet_targets.factory)
     out = tmp_path / "out"
-    killer = _kill_mid_cell(cluster, node, out / "results.sqlite")
+    killer = _kill_mid_cell(cluster, node)
     s = run_fleet_suite(
         profile, out, cluster.address, target_factory_ref=FACTORY, cache_dir=tmp_path / "nc"
     )
     killer.join(5)
     rows = _cells(s.store_path)
-    assert s.total == 6 and s.ok >= 1 and s.failed >= 1 and s.ok + s.failed == 6
+    assert s.total == 16 and s.failed >= 4 and s.ok + s.failed == 16
     for r in rows.values():
         if r["status"] != "ok":
             assert r["error"].startswith("NodeLost:") and "cuda" in r["error"], r["error"]
 
 
 def test_driver_kill_9_then_resume_finishes_exactly_the_grid(cluster, tmp_path):
-    path = _profile(tmp_path, ["cpu"], 0.5, conditions='["all", "drop:a", "drop:b"]')
+    path = _profile(tmp_path, ["cpu"], 0.2, **FOUR_GROUPS)
     expected = {c.key for c in expand(load_profile(path))}
     out = tmp_path / "out"
     store = out / "results.sqlite"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -13,6 +14,7 @@ from harness.cells import expand
 from harness.profile import load_profile
 from harness.store import STORE_NAME, Store
 from harness.suite import preflight, run_suite
+from targets.cpu import CpuTarget
 
 PROFILE = """
 name = "groups"
@@ -25,7 +27,7 @@ sparsities = [0.5]
 conditions = ["all", "drop:a"]
 targets = ["cpu"]
 runtimes = ["torch"]
-power_modes = ["max"]
+power_modes = ["current"]  # no thread change: 2 threads on 2 loaded shared cores stall
 seeds = [0]
 [train]
 epochs = 1
@@ -45,6 +47,34 @@ max_trial_spread = 0.5
 """
 
 
+class SlowRunner:
+    """A real runner plus a planted 2 ms busy-wait per call (a candidate's regression)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.runtime, self.weights_bytes = inner, inner.runtime, inner.weights_bytes
+
+    def prepare(self, batch):
+        return self.inner.prepare(batch)
+
+    def __call__(self, batch):
+        end = time.perf_counter() + 0.002
+        out = self.inner(batch)
+        while time.perf_counter() < end:
+            pass
+        return out
+
+    def synchronize(self) -> None:
+        self.inner.synchronize()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class SlowCpu(CpuTarget):
+    def export(self, model, example_inputs, runtime, workdir):
+        return SlowRunner(super().export(model, example_inputs, runtime, workdir))
+
+
 @pytest.fixture()
 def profile(tmp_path):
     path = tmp_path / "groups.toml"
@@ -55,7 +85,7 @@ def profile(tmp_path):
 def test_plan_groups_bounds_and_balances(profile, tmp_path):
     text = PROFILE.replace("sparsities = [0.5]", "sparsities = [0.2, 0.3, 0.4, 0.5, 0.6]")
     path = tmp_path / "big.toml"
-    path.write_text(text.replace('power_modes = ["max"]', 'power_modes = ["max", "single"]'))
+    path.write_text(text.replace('power_modes = ["current"]', 'power_modes = ["max", "single"]'))
     cells = expand(load_profile(path))  # 2 conditions x 2 modes x (dense + 2 x 5) = 44
     groups = plan_groups(cells)
     assert sorted(c.key for g in groups for c in g) == sorted(c.key for c in cells)
@@ -131,8 +161,11 @@ def test_remeasure_interleaved_two_runs_and_missing_artefacts(profile, tmp_path)
         assert len(r.baseline_p50_ms) == len(r.candidate_p50_ms) == 4
         assert all(x > 0 for x in r.baseline_p50_ms + r.candidate_p50_ms)
         assert all(e is not None and e > 0 for e in r.baseline_energy_mj + r.candidate_energy_mj)
-    one = remeasure_interleaved(a, b, pairs=[(got[0].baseline_key, got[0].candidate_key)])
+    first = [(got[0].baseline_key, got[0].candidate_key)]
+    one = remeasure_interleaved(a, b, pairs=first, candidate_target_factory=lambda n: SlowCpu())
     assert len(one) == 1 and len(one[0].baseline_p50_ms) == 3  # the cells' own trials
+    paired = [c - b for b, c in zip(one[0].baseline_p50_ms, one[0].candidate_p50_ms, strict=True)]
+    assert sorted(paired)[1] > 1.0  # the planted 2 ms shows in the paired (same-round) median
     shutil.rmtree(b / "checkpoints")
     with pytest.raises(HarnessError, match="is not on disk") as exc:
         remeasure_interleaved(a, b)

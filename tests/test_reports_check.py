@@ -246,3 +246,13 @@ def test_allow_different_device_compares_and_says_so(tmp_path: Path, capsys) -> 
     code, out, _ = _check(capsys, "--baseline", str(a), "--candidate", str(b),
                           "--allow-different-device")  # fmt: skip
     assert code == 0 and "different device fingerprints" in out
+
+
+def test_p99_from_short_windows_is_not_judged(tmp_path: Path, capsys) -> None:
+    a = _gate(tmp_path / "a.sqlite", 0, samples_per_trial=30)
+    b = _gate(tmp_path / "b.sqlite", 1, samples_per_trial=30)
+    code, out, _ = _check(capsys, "--baseline", str(a), "--candidate", str(b))
+    assert code == 3
+    rows = _section(out, "Inconclusive")
+    assert rows and all("| latency_p99 |" in r for r in rows)
+    assert all("p99 of 30 samples per trial" in r for r in rows)

@@ -54,7 +54,8 @@ def _open(html_path: Path, full_page: bool) -> tuple[bytes, list[str], list[str]
             stats = page.evaluate(
                 "() => ({n: document.images.length,"
                 " loaded: Array.from(document.images).filter(i => i.complete &&"
-                " i.naturalWidth > 0).length, text: document.body.innerText.length})"
+                " i.naturalWidth > 0).length, text: document.body.innerText.length,"
+                " page_width: document.documentElement.scrollWidth, view: window.innerWidth})"
             )
             shot = page.screenshot(full_page=full_page)
         finally:
@@ -76,6 +77,7 @@ def test_report_renders_offline_in_chromium(report_html: Path) -> None:
     assert requests == []
     assert stats["n"] >= 5 and stats["loaded"] == stats["n"]  # every plot decoded
     assert stats["text"] > 1000
+    assert stats["page_width"] <= stats["view"]  # long tables scroll in their box, not the page
     ink, std = _non_blank_fraction(shot)
     assert ink > 0.02 and std > 10
 

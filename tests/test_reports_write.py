@@ -68,6 +68,9 @@ def test_claims_table_measured_and_na(report: Path, tmp_path: Path) -> None:
     # The fixture's SentryAttend costs 0.85× dense GFLOPs: the pipeline must say −15.0%.
     assert claims.loc["SentryAttend GFLOPs vs dense attention", "measured"].startswith("-15.0%")
     assert "n/a" not in set(claims["measured"])
+    assert claims.loc["accuracy over the strongest zero-shot pruning baseline", "protocol"] == (
+        "same checkpoint: every method prunes this run's checkpoint"
+    )
     minimal = write_report(MINIMAL_STORE, tmp_path / "min")
     small = pd.read_csv(minimal / "tables" / "claims.csv", keep_default_na=False)
     small = small.set_index("claim")

@@ -37,9 +37,14 @@ def test_same_seed_same_weights_and_metrics(ds, tmp_path) -> None:
 
 
 def test_backbone_weights_do_not_depend_on_the_scorer(ds, tmp_path) -> None:
-    """The scorer has its own optimizer; saliency passes must not alter task training."""
+    """The scorer has its own optimizer; saliency passes must not alter task training.
+
+    (The prunability-aware recipe couples them on purpose: its sub-network passes remove
+    the units the scorer ranks lowest. ``subnet=False`` is the recipe this test is about.)
+    """
     cfg = model_config_for(ds, "late", "dense", size="tiny")
-    base = dict(epochs=2, batch_size=32, seed=1, threads=1, scorer_final_steps=0, warmup_epochs=0)
+    base = dict(epochs=2, batch_size=32, seed=1, threads=1, scorer_final_steps=0, warmup_epochs=0,
+                subnet=False)  # fmt: skip
     with_gate = train(
         ds, cfg, TrainConfig(**base, saliency_every=1), tmp_path / "g", progress=False
     )

@@ -8,7 +8,11 @@ Exit codes scripts can rely on:
      (the output gives the smallest change the pair could have detected); also when the
      runs have too few trials for any test (one line; schema-1 stores have one trial)
   2  unusable input: missing or corrupt store, different devices, bad thresholds file
-     or --reference, no matching cells
+     or --reference, no matching cells; with --interleave, a run directory whose
+     checkpoints are not on disk
+
+``--interleave`` re-measures both runs' variants now (``harness.remeasure``) and judges
+the paired per-round trials (``reports.check_interleaved``).
 """
 
 from __future__ import annotations
@@ -51,20 +55,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-different-device", action="store_true",
                         help="compare cells even when the device fingerprints differ")  # fmt: skip
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="re-measure both runs' variants now on this device, alternately in rounds, and "
+        "judge latency p50 and energy on those paired trials (needs both run directories' "
+        "checkpoints; the most reliable mode: drift hits both sides alike)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="with --interleave: trials per side (default: the profile's [measure] trials; "
+        "≥ 6 gives a paired interval)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the verdict and its tables; return 0, 1 or 3."""
     from reports.check import compare_stores, parse_reference
     from reports.check_render import render_check
+    from reports.fleet import device_notes, device_view
     from reports.store import load_store
     from reports.thresholds import load_thresholds
 
     thresholds = load_thresholds(args.thresholds)
     parse_reference(args.reference)  # a bad selector is exit 2 before any store is read
+    if args.interleave:
+        return _interleaved(args, thresholds)
+    if args.trials is not None:
+        from sentryfuse.errors import HarnessError
+
+        raise HarnessError("--trials applies only with --interleave; add --interleave")
     baseline = load_store(args.baseline)
     candidate = load_store(args.candidate)
-    result = compare_stores(baseline, candidate, thresholds, reference=args.reference,
+    # fleet runs: each cell is judged against the cell of the same device fingerprint
+    result = compare_stores(device_view(baseline), device_view(candidate), thresholds,
+                            reference=args.reference,
                             allow_different_device=args.allow_different_device)  # fmt: skip
+    result.notes.extend(device_notes(baseline, candidate))
     print(render_check(result, baseline, candidate, thresholds, args.reference), end="")
+    return result.exit_code
+
+
+def _interleaved(args: argparse.Namespace, thresholds: object) -> int:
+    """Re-measure now (harness) and judge the paired trials (reports)."""
+    from harness.remeasure import remeasure_interleaved
+    from reports.check_interleaved import compare_remeasured, render_remeasured
+    from sentryfuse.errors import HarnessError
+
+    if args.trials is not None and args.trials < 1:
+        raise HarnessError(f"--trials must be at least 1, got {args.trials}")
+    cells = remeasure_interleaved(args.baseline, args.candidate, trials=args.trials)
+    result = compare_remeasured(cells, thresholds)
+    print(render_remeasured(result, args.baseline, args.candidate, thresholds, args.trials),
+          end="")  # fmt: skip
     return result.exit_code

@@ -57,7 +57,8 @@ def _row(name: str, args: argparse.Namespace) -> dict:
 
 
 def _format(rows: list[dict]) -> str:
-    lines = [f"{'dataset':<14}{'installed':<11}{'train':>7}{'test':>7}{'classes':>9}  modalities"]
+    w = max([len("dataset"), *(len(r["name"]) for r in rows)]) + 2  # long .npz paths fit
+    lines = [f"{'dataset':<{w}}{'installed':<11}{'train':>7}{'test':>7}{'classes':>9}  modalities"]
     hints = []
     for r in rows:
         sizes = (
@@ -66,7 +67,7 @@ def _format(rows: list[dict]) -> str:
             else f"{'-':>7}{'-':>7}{'-':>9}"
         )
         lines.append(
-            f"{r['name']:<14}{'yes' if r['installed'] else 'no':<11}{sizes}  "
+            f"{r['name']:<{w}}{'yes' if r['installed'] else 'no':<11}{sizes}  "
             f"{', '.join(r['modalities'])}"
         )
         if not r["installed"]:

@@ -22,33 +22,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop", nargs="+", action="extend", default=[], metavar="MODALITY",
                         help="modalities absent at deployment (repeatable)")  # fmt: skip
     parser.add_argument("--budget", default="units", help="units | flops (default: units)")
-    parser.add_argument("--calib-samples", type=int, default=256,
-                        help="calibration samples for taylor/taylor-calib/fisher (default: 256)")  # fmt: skip
+    parser.add_argument("--calib-samples", type=int, default=None,
+                        help="calibration samples for taylor/taylor-calib/fisher: seeded, "
+                             "class-stratified (default: 128, as in profiles)")  # fmt: skip
     parser.add_argument("--dataset", default=None,
-                        help="calibration dataset (default: the checkpoint's own)")  # fmt: skip
+                        help="calibration dataset (default: the checkpoint's own, by name "
+                             "or by the .npz path it was trained from)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path, help="variant directory to write")
 
 
 def _calibration(args: argparse.Namespace, ckpt, method: str):
-    """A seeded calibration slice of the training split, only for data-driven methods."""
-    import numpy as np
-
+    """The seeded, class-stratified calibration sample, only for data-driven methods."""
+    from sentryfuse.calibration import DEFAULT_CALIB_SAMPLES, calibration_sample
     from sentryfuse.data import load_dataset
     from sentryfuse.errors import PruneError
     from sentryfuse.prune.api import DATA_METHODS
 
     if method not in DATA_METHODS:
         return None
-    if args.calib_samples < 1:
-        raise PruneError(f"--calib-samples must be at least 1, got {args.calib_samples}")
-    name = args.dataset or (ckpt.meta.get("dataset") or {}).get("name")
+    n = DEFAULT_CALIB_SAMPLES if args.calib_samples is None else args.calib_samples
+    if n < 1:
+        raise PruneError(f"--calib-samples must be at least 1, got {n}")
+    source = ckpt.meta.get("dataset") or {}
+    name = args.dataset or source.get("path") or source.get("name")
     if not name:
         raise PruneError("the checkpoint does not name its dataset; pass --dataset NAME")
-    train = load_dataset(name, seed=args.seed).train
-    n = min(args.calib_samples, len(train))
-    idx = np.sort(np.random.default_rng(args.seed).choice(len(train), n, replace=False))
-    return train.take(idx)
+    if not args.dataset and source.get("path") and not Path(name).is_file():
+        raise PruneError(
+            f"the checkpoint was trained from {name}, which is gone; pass --dataset PATH.npz"
+        )
+    return calibration_sample(load_dataset(name, seed=args.seed).train, n, args.seed)
 
 
 def _example(model, present) -> dict:
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from sentryfuse.checkpoint import load_checkpoint
     from sentryfuse.errors import PruneError
     from sentryfuse.models import count_gflops, count_params, save_variant
+    from sentryfuse.outpath import check_can_create
     from sentryfuse.prune import check_method, check_sparsity, prune
     from sentryfuse.prune.api import check_present
     from sentryfuse.prune.budget import check_budget
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").exists())
     ):
         raise PruneError(f"{out} exists and is not a variant directory; pass a new or empty --out")
+    check_can_create(out, "--out")
     ckpt = load_checkpoint(args.checkpoint)
     mods = ckpt.modalities
     present = None
@@ -107,7 +113,12 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "details": variant.details,
     }
-    save_variant(variant.model, out, meta)
+    try:
+        save_variant(variant.model, out, meta)
+    except OSError as exc:
+        raise PruneError(
+            f"cannot write the variant to {out} ({exc.strerror}); choose another --out"
+        ) from None
     cond = "all modalities" if present is None else f"present: {', '.join(present)}"
     print(f"wrote {out} ({method}, sparsity {sparsity:g} by {budget}, {cond})")
     print(f"params: {params0:,} -> {params1:,} ({100 * (1 - params1 / params0):.1f}% fewer)")

@@ -31,6 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-subnet", action="store_true",
+        help="old recipe: no prunability-aware sub-network passes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subnet-ranking", choices=("scorer", "random"), default=None,
+        help="units removed in sub-network passes: the scorer's choice (default) or random",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-distill", action="store_true", help="sub-networks learn from labels only"
+    )
 
 
 def _validate_names(args: argparse.Namespace) -> None:
@@ -59,6 +70,11 @@ def _validate_names(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _validate_names(args)
+    from sentryfuse.checkpoint import check_out_dir
+    from sentryfuse.outpath import check_can_create
+
+    check_out_dir(args.out)  # before loading data or training: a bad --out costs one line
+    check_can_create(args.out, "--out")
     from sentryfuse.data import load_dataset
     from sentryfuse.models import model_config_for
     from sentryfuse.train import TrainConfig, train
@@ -67,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         k: v
         for k, v in dict(
             epochs=args.epochs, seed=args.seed, max_train=args.max_train, threads=args.threads,
-            lr=args.lr, batch_size=args.batch_size,
+            lr=args.lr, batch_size=args.batch_size, subnet_ranking=args.subnet_ranking,
+            subnet=False if args.no_subnet else None, distill=False if args.no_distill else None,
         ).items()
         if v is not None
     }  # fmt: skip

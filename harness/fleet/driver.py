@@ -12,6 +12,7 @@ live node left are failed the same way, so the suite goes on and ends.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import sys
@@ -148,6 +149,7 @@ class _FleetRun:
             self.progress.enqueue(job.kind, len(unit))
             self._submit(job)
             self._drain(block=False)
+        self.refs.clear()  # each job holds its own artefact refs: freed as units finish
         while self.pending:
             self._drain(block=True)
         self.store.end_run(self.run_id)
@@ -192,10 +194,13 @@ class _FleetRun:
     # -- outcomes -------------------------------------------------------------------
     def _commit(self, job: _Job, reply: dict[str, Any]) -> None:
         device = reply.get("device")
-        for cell, wire in zip(job.unit, reply["results"], strict=True):
-            result = result_from_wire(wire)
+        results = [result_from_wire(w) for w in reply["results"]]
+        # a group's cells are measured together: its wall time, shared out, is a cell's cost
+        unit_s = _seconds(min(r.started_at for r in results), max(r.finished_at for r in results))
+        for cell, wire, result in zip(job.unit, reply["results"], results, strict=True):
             result = self._with_provenance(cell, result, device, job, wire.get("traceback"))
-            self._store(job, cell, result, (device or {}).get("device_id", "?"))
+            device_id = (device or {}).get("device_id", "?")
+            self._store(job, cell, result, device_id, unit_s / len(results))
 
     def _lost(self, job: _Job, exc: BaseException) -> None:
         why = _one_line(exc)
@@ -234,16 +239,17 @@ class _FleetRun:
             result = CellResult(
                 "failed", now, now, error=error[:500], columns={"extra_json": json.dumps(extra)}
             )
-            self._store(job, cell, result, "-")
+            self._store(job, cell, result, "(lost)", None)
 
-    def _store(self, job: _Job, cell: Cell, result: CellResult, device_id: str) -> None:
+    def _store(
+        self, job: _Job, cell: Cell, result: CellResult, device_id: str, cell_s: float | None
+    ) -> None:
         self.store.commit_cell(self.run_id, cell.key, cell.kind, cell.definition, result)
         ok = result.status == "ok"
         if ok:
             self.ok += 1
         else:
             self.failures.append((cell.label(), result.error or ""))
-        cell_s = _seconds(result.started_at, result.finished_at)
         self.progress.finished(job.kind, device_id, ok, cell_s)
         note = "" if ok else f"failed: {cell.label()}: {result.error}"
         self.progress.report(self._alive_counts(), note)
@@ -275,15 +281,7 @@ class _FleetRun:
             extra["device"] = device
         extra["fleet"] = fleet
         cols["extra_json"] = json.dumps(extra, sort_keys=True)
-        return CellResult(
-            result.status,
-            result.started_at,
-            result.finished_at,
-            error=result.error,
-            columns=cols,
-            latencies_ms=result.latencies_ms,
-            segments=result.segments,
-        )
+        return dataclasses.replace(result, columns=cols)
 
     # -- artefacts ------------------------------------------------------------------
     def _packages(self, unit: tuple[Cell, ...]) -> list[Any]:

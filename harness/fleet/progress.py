@@ -35,15 +35,18 @@ class FleetProgress:
     def enqueue(self, kind: str, n_cells: int) -> None:
         self.queued[kind] += n_cells
 
-    def finished(self, kind: str, device: str, ok: bool, cell_s: float) -> None:
+    def finished(self, kind: str, device: str, ok: bool, cell_s: float | None) -> None:
+        """One cell stored; ``cell_s`` is its share of its unit's wall time (None: it
+        never ran, e.g. its device was lost)."""
         self.queued[kind] -= 1
         d = self.devices[f"{kind}:{device}"]
-        d.busy_s += cell_s
         if ok:
             d.done += 1
         else:
             d.failed += 1
-        self._kind_s[kind].append(cell_s)
+        if cell_s is not None:
+            d.busy_s += cell_s
+            self._kind_s[kind].append(cell_s)
 
     def eta_s(self, alive: dict[str, int]) -> float | None:
         """Seconds until the slowest kind drains; None until every queued kind has a time."""

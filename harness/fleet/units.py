@@ -1,10 +1,11 @@
 """The unit of work shipped to a device: a list of cells in, a list of CellResults out.
 
-Today a unit is one cell, measured by the suite's own per-cell runner, so a fleet cell
-is measured by exactly the code a single-machine run uses. The unit is a list because
-comparable cells measured as one group (interleaved trial rounds on one device) must
-travel together: adopting a group runner changes ``plan_units`` and ``run_unit`` only.
-Results cross the wire as JSON text (plain data, never a pickle of our objects).
+A unit is one of the suite's cell groups (``harness.cellgroup.plan_groups``: cells
+sharing checkpoint, target, runtime and power mode, at most 12), measured by the same
+``run_cell_group`` a single-machine run uses: its trials are interleaved in rounds on
+one device, so a group must never be split across devices — the fleet's parallelism is
+the number of groups. Results cross the wire as JSON text (plain data, never a pickle
+of our objects).
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ from typing import Any
 
 from harness.artifacts import Artifacts
 from harness.cells import Cell
-from harness.store import CellResult, SegmentRow
+from harness.store import CellResult, SegmentRow, TrialRow
 
 
 def plan_units(cells: Sequence[Cell]) -> list[tuple[Cell, ...]]:
     """Units in the suite's order; each runs on one device in one go."""
-    return [(c,) for c in cells]
+    from harness.cellgroup import plan_groups
+
+    return [tuple(g) for g in plan_groups(cells)]
 
 
 def run_unit(cells: Sequence[Cell], art: Artifacts, target: Any, out_dir: Path) -> list[CellResult]:
     """Measure ``cells`` on ``target``, as the single-machine suite does."""
-    from harness.suite import _run_cell  # the one per-cell runner; no second copy here
+    from harness.cellgroup import run_cell_group
 
-    return [_run_cell(cell, art, target, out_dir) for cell in cells]
+    return run_cell_group(cells, art, target, out_dir)
 
 
 def _plain(v: Any) -> Any:
@@ -50,6 +53,8 @@ def result_to_wire(result: CellResult, traceback_text: str | None = None) -> dic
         "columns": {k: _plain(v) for k, v in dict(result.columns).items()},
         "latencies_ms": [float(x) for x in result.latencies_ms],
         "segments": [asdict(s) for s in result.segments],
+        "trials": [asdict(t) for t in result.trials],
+        "latency_trials": [int(t) for t in result.latency_trials],
         "traceback": traceback_text,
     }
 
@@ -64,6 +69,8 @@ def result_from_wire(d: dict[str, Any]) -> CellResult:
         columns=d["columns"],
         latencies_ms=d["latencies_ms"],
         segments=segments,
+        trials=[TrialRow(**t) for t in d["trials"]],
+        latency_trials=d["latency_trials"],
     )
 
 

@@ -128,8 +128,12 @@ def load_dataset(
         if value is not None and value < 1:
             raise DatasetError(f"{label} must be a positive number of samples, got {value}")
     if str(name).endswith(".npz"):
-        ds = _load_npz(Path(name).expanduser())
-        return slice_dataset(ds, max_train, max_test, seed)
+        path = Path(name).expanduser()
+        ds = slice_dataset(_load_npz(path), max_train, max_test, seed)
+        # A user's file is known by its path, not its stem: a checkpoint records it so a
+        # later step (``prune --method fisher``) can load the same data without being told.
+        ds.meta["path"] = str(path.resolve())
+        return ds
     entry = dataset_entry(name)
     mod = entry.load_module()
     if name == "synthetic":

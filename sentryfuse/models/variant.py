@@ -30,7 +30,10 @@ def save_variant(
 ) -> Path:
     """Write the manifest ``{"model": config, "meta": meta}`` and the weights."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create {out} ({exc.strerror}); choose another --out") from None
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = out / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(tmp))

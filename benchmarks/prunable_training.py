@@ -1,0 +1,192 @@
+"""Prunability-aware training vs the old recipe, under both comparison protocols.
+
+For every (dataset, seed, recipe) a checkpoint is trained and every zero-shot method
+prunes it at each sparsity under each modality condition (per-sample dropout routed per
+present pattern, ``sentryfuse.prune.routed``). Recipes:
+
+- ``old``: the pre-prunability recipe (``subnet=False``);
+- ``new``: the default (scorer-ranked sub-network passes, sandwich, distillation);
+- ``random``: the same passes with a random unit ranking (structured-dropout control);
+- ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
+
+One JSON per job under ``--runs`` (written atomically) makes an interrupted run resume;
+``--summary-only`` rebuilds the Markdown from those files. The summary reports, with the
+mean and a 95% t-interval over seeds (paired by seed):
+
+1. full-model accuracy, new − old, per dataset and condition;
+2. **same-checkpoint protocol**: every method prunes the ``new`` checkpoint; SentryGate −
+   the strongest zero-shot baseline at sparsity ≥ 0.5;
+3. **paper protocol**: SentryGate on the ``new`` checkpoint vs the baselines on the
+   ``old`` one (how pruning papers usually compare), over all cells and over the dropout
+   cells, in points and relative to the baseline's accuracy, beside the paper's figures;
+4. the control and the ablation (SentryGate on each recipe's checkpoint).
+
+    nice -n 5 python benchmarks/prunable_training.py --runs /work/wt/i10-train-runs/pt \\
+        --summary benchmarks/results_prunable_training.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.prunable_summary import write_summary  # noqa: E402
+
+METHODS = ("random", "magnitude", "taylor", "fisher", "taylor-calib", "sentrygate")
+RECIPES = {
+    "old": {"subnet": False},
+    "new": {},
+    "random": {"subnet_ranking": "random"},
+    "nodistill": {"distill": False},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="hapt,avdigits,crowdsignals")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--recipes", default="old,new")
+    p.add_argument("--ablation-datasets", default="hapt", help="also run random,nodistill")
+    p.add_argument("--backbone", default="early")
+    p.add_argument("--attention", default="dense")
+    p.add_argument("--size", default="tiny")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--max-train", type=int, default=3000)
+    p.add_argument("--max-test", type=int, default=1000)
+    p.add_argument("--calib-samples", type=int, default=128)
+    p.add_argument("--sparsities", default="0.3,0.5,0.7")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=Path, default=Path("runs/prunable"))
+    p.add_argument("--summary", type=Path, default=Path("runs/prunable/summary.md"))
+    p.add_argument("--summary-only", action="store_true")
+    return p.parse_args(argv)
+
+
+def jobs(args) -> list[tuple[str, int, str]]:
+    """Seed-major, so every dataset gets its first seed before any gets its third."""
+    datasets, seeds = args.datasets.split(","), [int(s) for s in args.seeds.split(",")]
+    ablate = set(args.ablation_datasets.split(",")) if args.ablation_datasets else set()
+    out = []
+    for seed in seeds:
+        for ds in datasets:
+            out += [(ds, seed, r) for r in args.recipes.split(",")]
+    for seed in seeds:
+        for ds in datasets:
+            if ds in ablate:
+                out += [(ds, seed, r) for r in ("random", "nodistill")]
+    return out
+
+
+def train_checkpoint(args, dataset, seed: int, recipe: str) -> Path:
+    from sentryfuse.models import model_config_for
+    from sentryfuse.train import TrainConfig, train
+
+    path = args.runs / "ckpt" / f"{dataset.name}-{recipe}-s{seed}"
+    if not (path / "config.json").exists():
+        cfg = TrainConfig(epochs=args.epochs, seed=seed, threads=args.threads, **RECIPES[recipe])
+        model_cfg = model_config_for(dataset, args.backbone, args.attention, args.size)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        train(dataset, model_cfg, cfg, tmp, progress=False)
+        os.replace(tmp, path)
+    return path
+
+
+def evaluate_checkpoint(args, dataset, path: Path, seed: int) -> list[dict]:
+    from sentryfuse.checkpoint import load_checkpoint
+    from sentryfuse.conditions import standard_conditions
+    from sentryfuse.evaluate import evaluate_accuracy
+    from sentryfuse.prune import prune
+    from sentryfuse.prune.api import DATA_METHODS
+    from sentryfuse.prune.routed import routed_accuracy
+
+    ckpt = load_checkpoint(path)
+    names = list(dataset.modality_names)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(dataset.train), min(args.calib_samples, len(dataset.train)), False)
+    calib_all = dataset.train.take(np.sort(idx))
+    cache: dict = {}  # per present set: scores do not depend on the sparsity
+    rows = []
+    for method in args.methods.split(","):
+        calib = calib_all if method in DATA_METHODS else None
+        for s in (float(v) for v in args.sparsities.split(",")):
+            for cond in standard_conditions(names):
+
+                def variant(present, method=method, s=s, calib=calib):
+                    present = None if len(present) == len(names) else list(present)
+                    return prune(
+                        ckpt, method, s, present=present, calib=calib, seed=seed, cache=cache
+                    )
+
+                static = cond.static_present(names)
+                if static is None:
+                    acc, k = routed_accuracy(
+                        lambda p, v=variant: v(p).model, dataset.test, cond, names, seed=seed
+                    )
+                    achieved = None
+                else:
+                    v = variant(static)
+                    acc, k = evaluate_accuracy(v.model, dataset.test, cond, seed=seed), 1
+                    achieved = round(v.achieved_sparsity, 4)
+                rows.append(
+                    {"method": method, "sparsity": s, "condition": cond.label,
+                     "accuracy": round(acc, 5), "achieved_sparsity": achieved, "patterns": k}
+                )  # fmt: skip
+    return rows
+
+
+def run_job(args, ds_name: str, seed: int, recipe: str) -> Path:
+    from sentryfuse.data import load_dataset
+
+    out = args.runs / f"{ds_name}-{recipe}-s{seed}.json"
+    if out.exists():
+        return out
+    dataset = load_dataset(ds_name, max_train=args.max_train, max_test=args.max_test, seed=seed)
+    t0 = time.perf_counter()
+    path = train_checkpoint(args, dataset, seed, recipe)
+    train_s = time.perf_counter() - t0
+    metrics = json.loads((path / "metrics.json").read_text())
+    t1 = time.perf_counter()
+    cells = evaluate_checkpoint(args, dataset, path, seed)
+    record = {
+        "dataset": ds_name, "seed": seed, "recipe": recipe, "backbone": args.backbone,
+        "attention": args.attention, "size": args.size, "epochs": args.epochs,
+        "train_samples": metrics["train_samples"], "test_samples": metrics["test_samples"],
+        "train_s": metrics["train_s"], "job_train_s": round(train_s, 1),
+        "eval_s": round(time.perf_counter() - t1, 1), "full": metrics["accuracy"],
+        "cells": cells,
+    }  # fmt: skip
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        for ds_name, seed, recipe in jobs(args):
+            t = time.perf_counter()
+            run_job(args, ds_name, seed, recipe)
+            print(f"[prunable] {ds_name} s{seed} {recipe}: {time.perf_counter() - t:.0f}s",
+                  flush=True)  # fmt: skip
+            write_summary(args.runs, args.summary)
+    write_summary(args.runs, args.summary)
+    print(f"[prunable] summary: {args.summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

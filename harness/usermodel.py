@@ -1,0 +1,234 @@
+"""A user's own ONNX models as suite variants: profile entries, cells, and their run.
+
+A profile lists models as ``[[models]]`` tables (``name``, ``path``, optional ``batch``
+and ``shapes = { input = [1, 128, 64] }``) with a ``[grid]`` of targets, runtimes and
+power modes; ``sentryfuse bench MODEL.onnx`` builds the same profile from its flags.
+Each model × target × runtime × power mode is one cell of kind ``model``, run by the
+same suite, stored in the same results store and gated by the same ``check`` as the
+built-in backbones. There is no dataset, so accuracy is not measured: the cell holds
+latency, device timings, memory and energy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.cells import Cell, _jsonable
+from harness.profile_schema import Profile, UserModel
+from harness.reader import Section, fail
+from sentryfuse.errors import SentryFuseError
+
+MODEL_KIND = "model"
+MODEL_DATASET = "onnx"  # the dataset column of a model cell: there is none
+
+
+def parse_dims(text: str) -> tuple[int, ...]:
+    """``1x3x224x224`` or ``1,3,224,224`` → (1, 3, 224, 224); ValueError otherwise."""
+    parts = text.replace(",", "x").split("x")
+    dims = tuple(int(p) for p in parts)
+    if not dims or any(d < 1 for d in dims):
+        raise ValueError(text)
+    return dims
+
+
+def model_spec(name: str, path: Path, batch: int, shapes: dict[str, tuple[int, ...]]) -> UserModel:
+    """Read the file's inputs and fix every shape; raises a one-line ``TargetError``."""
+    from targets.onnx_file import read_onnx_inputs, resolve_shapes
+
+    inputs, _ = read_onnx_inputs(path)
+    resolved = resolve_shapes(inputs, batch, shapes)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return UserModel(name, str(Path(path).resolve()), digest, tuple(resolved.items()), int(batch))
+
+
+def parse_models(tables: list[Section], base_dir: Path) -> tuple[UserModel, ...]:
+    """``[[models]]`` entries; paths are relative to the profile's folder."""
+    out: list[UserModel] = []
+    for t in tables:
+        name = t.str("name")
+        raw_path = t.str("path")
+        batch = t.int("batch", 1, minimum=1)
+        shapes_sec = t.section("shapes")
+        shapes = {k: tuple(shapes_sec.ints(k)) for k in shapes_sec.unread()}
+        shapes_sec.done()
+        t.done()
+        if name in {m.name for m in out}:
+            fail(file=t.file, key=t.key("name"), problem=f"model name '{name}' is used twice")
+        path = Path(raw_path) if Path(raw_path).is_absolute() else base_dir / raw_path
+        try:
+            out.append(model_spec(name, path, batch, shapes))
+        except SentryFuseError as exc:
+            fail(file=t.file, key=t.key("path"), problem=str(exc))
+    return tuple(out)
+
+
+def model_cells(profile: Profile) -> list[Cell]:
+    """One cell per model × target × runtime × power mode, keyed by the model's name,
+    shapes and batch (so ``check`` matches a new version of the same model)."""
+    g = profile.grid
+    cells = []
+    for model, target, runtime in itertools.product(profile.models, g.targets, g.runtimes):
+        for mode in g.modes_for(target):
+            settings = {
+                "measure": asdict(profile.measure),
+                "model": {"shapes": dict(model.shapes), "batch": model.batch},
+            }
+            cells.append(
+                Cell(
+                    MODEL_KIND,
+                    MODEL_DATASET,
+                    model.name,
+                    "-",
+                    "dense",
+                    0.0,
+                    "all",
+                    target,
+                    runtime,
+                    mode,
+                    0,
+                    tuple(sorted((k, _jsonable(v)) for k, v in settings.items())),
+                )  # fmt: skip
+            )
+    return cells
+
+
+def run_model_group(
+    cells: Sequence[Cell], profile: Profile, target: Any, out_dir: Path
+) -> list[Any]:
+    """Build a runner per model file, measure them interleaved in trials under the
+    group's power mode (``harness.trials``), one ``CellResult`` per cell, in order."""
+    from harness.cellgroup import failed_result
+    from harness.cellrun import cell_measurement_columns, trial_rows
+    from harness.devicetiming import window_start
+    from harness.power import static_mode
+    from harness.store import CellResult, utc_now
+    from harness.trials import Subject, measure_interleaved
+
+    started = [utc_now() for _ in cells]
+    results: list[Any] = [None] * len(cells)
+    built: list[tuple[int, Any, list, dict]] = []
+    try:
+        for i, cell in enumerate(cells):
+            try:
+                built.append((i, *_build(cell, profile, out_dir / "work" / cell.key[:16])))
+            except Exception as exc:  # a model that fails to build must not stop the others
+                results[i] = failed_result(cell, started[i], exc, out_dir)
+        if built:
+            subjects = [
+                Subject(
+                    runner,
+                    batches,
+                    synchronize=runner.synchronize,
+                    energy_sensor=target.energy_sensor(),
+                    memory=target.memory,
+                    memory_reset=window_start(target, runner),
+                )
+                for _, runner, batches, _ in built
+            ]
+            try:
+                with static_mode(target.power_modes(), cells[0].power_mode):
+                    measured = measure_interleaved(
+                        subjects, profile.measure, seed=int(cells[0].key[:8], 16)
+                    )
+            except Exception as exc:  # e.g. the power mode could not be set
+                measured = [exc] * len(built)
+            for (i, runner, _, extra), m in zip(built, measured, strict=True):
+                if isinstance(m, Exception):
+                    results[i] = failed_result(cells[i], started[i], m, out_dir)
+                    continue
+                results[i] = CellResult(
+                    "ok",
+                    started[i],
+                    utc_now(),
+                    columns=_columns(m, runner, extra, cell_measurement_columns),
+                    latencies_ms=m.latencies_ms,
+                    trials=trial_rows(m),
+                    latency_trials=m.sample_trials,
+                )
+    finally:
+        for _, runner, _, _ in built:
+            runner.close()
+    return results
+
+
+def _build(cell: Cell, profile: Profile, workdir: Path) -> tuple[Any, list, dict]:
+    from targets.onnx_file import example_batches, onnx_file_runner, read_onnx_inputs
+
+    model = next(m for m in profile.models if m.name == cell.backbone)
+    shapes = dict(model.shapes)
+    inputs, _ = read_onnx_inputs(Path(model.path))
+    batches = example_batches(inputs, shapes, seed=cell.seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    runner = onnx_file_runner(
+        cell.target, Path(model.path), shapes, cell.runtime, workdir, example=batches[0]
+    )
+    extra = {
+        "export_s": time.perf_counter() - t0,
+        "model_path": model.path,
+        "model_sha256": model.sha256,
+        "shapes": {k: list(v) for k, v in shapes.items()},
+        "batch": model.batch,
+    }
+    return runner, batches, extra
+
+
+def _columns(m: Any, runner: Any, extra: dict, measurement_columns: Any) -> dict[str, Any]:
+    from harness.devicetiming import device_extra
+
+    cols = measurement_columns(m)
+    cols["weights_mb"] = runner.weights_bytes / 1e6 if runner.weights_bytes else None
+    window_s = sum(t.elapsed_s for t in m.trials)
+    warnings = [] if m.unstable_reason is None else [f"unstable: {m.unstable_reason}"]
+    cols["extra_json"] = json.dumps(
+        {
+            "warnings": warnings,
+            **extra,
+            "window_s": window_s,
+            "warmup_n": m.warmup_n,
+            "throughput_per_s": extra["batch"] * m.pooled.n / window_s if window_s else None,
+            **device_extra(runner),
+        }
+    )
+    return cols
+
+
+def parse_model_grid(s: Section, target_factory: Any) -> Any:
+    """``[grid]`` of a models profile: targets, runtimes (ONNX-file runtimes of each
+    target) and power modes (checked against the target where it is available here)."""
+    from harness import registry
+    from harness.profile_schema import Grid
+    from harness.reader import check_name
+    from targets.onnx_file import ONNX_FILE_RUNTIMES
+
+    targets = s.names("targets", registry.target_names(), kind="target", default=("cpu",))
+    runtimes = s.strs("runtimes", default=None)
+    modes = s.per_name(
+        "power_modes", targets, kind="target", item=None, default=(registry.CURRENT_MODE,)
+    )
+    s.done()
+    if runtimes is None:
+        runtimes = (ONNX_FILE_RUNTIMES[targets[0]][0],)
+    for target in targets:
+        for i, rt in enumerate(runtimes):
+            check_name(
+                s.file, f"{s.key('runtimes')}[{i}]", rt, ONNX_FILE_RUNTIMES[target],
+                f"runtime for an ONNX file on target '{target}'",
+            )  # fmt: skip
+        t = target_factory(target)
+        if t is None or not t.availability().ok:
+            continue
+        power = t.power_modes()
+        valid = (registry.CURRENT_MODE,)
+        if power.available().ok:
+            valid = tuple(m.name for m in power.list()) + valid
+        for i, mode in enumerate(dict(modes)[target]):
+            check_name(s.file, f"{s.key('power_modes')}[{i}]", mode, valid, f"{target} power mode")
+    return Grid((), (), (), (), (), (), targets, runtimes, modes, (0,))

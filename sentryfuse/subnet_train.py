@@ -1,0 +1,205 @@
+"""Prunability-aware training: teach the backbone the sub-networks SentryGate will deploy.
+
+An ordinary backbone never runs with heads or FFN channels missing, so zero-shot pruning
+asks it to do something it has never done. Following DynaBERT (width-adaptive BERT,
+distilled from the full model) and once-for-all's sandwich rule, some training steps add
+*sub-network passes*:
+
+- **which units go**: the ones the pruner would remove for the batch's modality pattern:
+  the SentryGate scorer's prediction for that pattern (``ranking="scorer"``), ranked by
+  the same budget rule as deployment pruning (``sentryfuse.prune.budget``, units or
+  FLOPs). ``ranking="random"`` draws a fresh random ranking per pass instead: plain
+  structured dropout, the control that separates generic robustness from the scorer's
+  modality-conditioned ranking;
+- **how**: the removed units' gates are set to 0 through the existing ``head_gate`` /
+  ``ffn_gate`` parameters and restored in a ``finally`` with ``copy_`` (which bumps the
+  tensor version, so cached derived copies such as the repeated head gate refresh);
+- **which budgets (sandwich rule)**: the smallest sub-network of the configured sparsity
+  range (``sparsity_max``) on every pass step plus ``sampled`` budgets drawn uniformly in
+  the range; the largest network is the ordinary full pass that already ran;
+- **per-sample modality patterns**: the curriculum drops sensors per sample, so the batch
+  is grouped by pattern and every group runs its own sub-network, fed only its present
+  modalities (as deployment pruning feeds them);
+- **what it learns from**: the full model's logits of the same step (detached, in-place
+  distillation as in BigNAS/DynaBERT): ``w·T²·KL(teacher_T ‖ student_T) + (1−w)·CE``;
+  ``distill=False`` is the ablation with cross-entropy alone.
+
+Gradients of all sub-network passes accumulate onto the full pass's, then the one
+optimizer step of the training loop runs (the sandwich rule's single update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sentryfuse.gate.saliency import gate_params, modality_names, restrict_inputs
+from sentryfuse.prune import budget as bud
+
+RANKINGS: tuple[str, ...] = ("scorer", "random")
+Keep = dict[str, tuple[list[int], list[int]]]  # block -> (kept heads, kept channels)
+
+
+def group_by_pattern(present: Tensor | np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(pattern (M,) bool, row indices)]`` of a ``(B, M)`` mask, largest group first.
+
+    Ties are broken by the pattern's bits (all-present first), so the order is
+    deterministic for a given mask.
+    """
+    mask = np.asarray(torch.as_tensor(present, dtype=torch.bool))
+    patterns, inverse = np.unique(mask, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    groups = [
+        (patterns[i].astype(bool), np.flatnonzero(inverse == i)) for i in range(len(patterns))
+    ]
+    groups.sort(key=lambda g: (-len(g[1]), tuple(~g[0])))
+    return groups
+
+
+def sandwich_budgets(
+    sparsity_min: float, sparsity_max: float, sampled: int, rng: np.random.Generator
+) -> list[float]:
+    """The smallest sub-network (``sparsity_max``) first, then ``sampled`` uniform draws."""
+    draws = rng.uniform(sparsity_min, sparsity_max, size=sampled) if sampled else []
+    return [float(sparsity_max), *(float(s) for s in draws)]
+
+
+def active_blocks(model: nn.Module, pattern: np.ndarray) -> list[str]:
+    """Blocks that run for ``pattern`` (an absent modality's encoder is skipped whole)."""
+    mods = modality_names(model)
+    present = [m for m, p in zip(mods, pattern.tolist(), strict=True) if p]
+    return bud.active_blocks([n for n, _ in model.blocks()], mods, present)
+
+
+def keep_for(
+    scores: Mapping[str, tuple[Tensor, Tensor]],
+    sparsity: float,
+    budget: str,
+    costs: Mapping[str, tuple[float, float]] | None = None,
+) -> Keep:
+    """What deployment pruning keeps for ``scores`` (same rule as ``prune()``)."""
+    if budget == "flops":
+        return bud.select_flops(scores, costs or {}, sparsity)
+    return bud.select_units(scores, sparsity)
+
+
+@contextmanager
+def units_removed(model: nn.Module, keep: Keep) -> Iterator[None]:
+    """Zero the gates of every unit of the blocks in ``keep`` that ``keep`` does not keep.
+
+    Blocks not named in ``keep`` are untouched. The gates' values are restored on exit,
+    also when the body raises; writes use ``copy_`` so version-keyed caches refresh.
+    Run forward *and* backward inside the block: autograd saved the zeroed gates.
+    """
+    gates = gate_params(model)
+    saved = {n: (gates[n][0].detach().clone(), gates[n][1].detach().clone()) for n in keep}
+    try:
+        with torch.no_grad():
+            for name, (heads, chans) in keep.items():
+                for gate, kept, old in zip(gates[name], (heads, chans), saved[name], strict=True):
+                    m = torch.zeros_like(old)
+                    m[torch.as_tensor(list(kept), dtype=torch.long)] = 1.0
+                    gate.copy_(old * m)
+        yield
+    finally:
+        with torch.no_grad():
+            for name, (h, c) in saved.items():
+                gates[name][0].copy_(h)
+                gates[name][1].copy_(c)
+
+
+def distill_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """``T² · KL(softmax(teacher/T) ‖ softmax(student/T))``, mean over the batch.
+
+    The T² factor keeps the gradient scale independent of T (Hinton et al., 2015).
+    """
+    t = temperature
+    target = F.log_softmax(teacher.detach() / t, dim=-1)
+    pred = F.log_softmax(student / t, dim=-1)
+    return F.kl_div(pred, target, reduction="batchmean", log_target=True) * (t * t)
+
+
+class SubnetTrainer:
+    """Adds the sub-network passes of one training step (gradients only, no step)."""
+
+    def __init__(self, model: nn.Module, scorer: nn.Module | None, cfg) -> None:
+        if cfg.subnet_ranking not in RANKINGS:
+            raise ValueError(f"subnet_ranking must be one of {RANKINGS}")
+        if cfg.subnet_ranking == "scorer" and scorer is None:
+            raise ValueError("subnet_ranking='scorer' needs a scorer")
+        self.model, self.scorer, self.cfg = model, scorer, cfg
+        self.rng = np.random.default_rng([cfg.seed, 2])  # never the task's stream
+        self.gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 3)
+        self.costs = None
+        if cfg.subnet_budget == "flops":
+            from sentryfuse.models.prune import unit_costs
+
+            self.costs = {n: (c.head_flops, c.channel_flops) for n, c in unit_costs(model).items()}
+        self.passes = 0
+
+    def due(self, step: int, epoch: float) -> bool:
+        c = self.cfg
+        return epoch >= c.subnet_start_epoch and step % c.subnet_every == 0
+
+    def ranking(self, pattern: np.ndarray) -> dict[str, tuple[Tensor, Tensor]]:
+        """Per-unit scores for the pattern's active blocks (higher = keep)."""
+        active = active_blocks(self.model, pattern)
+        if self.cfg.subnet_ranking == "random":
+            return {
+                n: (
+                    torch.rand(h.numel(), generator=self.gen),
+                    torch.rand(c.numel(), generator=self.gen),
+                )
+                for n, (h, c) in gate_params(self.model).items()
+                if n in active
+            }
+        with torch.no_grad():
+            raw = self.scorer(torch.from_numpy(pattern))
+        return {
+            n: (torch.softmax(raw[n][0].float(), -1), torch.softmax(raw[n][1].float(), -1))
+            for n in active
+        }
+
+    def step(
+        self, inputs: Mapping[str, Tensor], labels: Tensor, present: Tensor, teacher: Tensor
+    ) -> float:
+        """Backward every sub-network pass of this step; returns the summed loss."""
+        c = self.cfg
+        groups = group_by_pattern(present)[: c.subnet_max_groups]
+        budgets = sandwich_budgets(
+            c.subnet_sparsity_min, c.subnet_sparsity_max, c.subnet_sampled, self.rng
+        )
+        n = int(labels.shape[0])
+        scores = (
+            {}
+            if c.subnet_ranking == "random"
+            else {g[0].tobytes(): self.ranking(g[0]) for g in groups}
+        )
+        total = 0.0
+        for sparsity in budgets:
+            for pattern, rows in groups:
+                rank = scores.get(pattern.tobytes()) or self.ranking(pattern)
+                keep = keep_for(rank, sparsity, c.subnet_budget, self.costs)
+                sel = torch.from_numpy(rows)
+                feed, _ = restrict_inputs(
+                    self.model, {k: v[sel] for k, v in inputs.items()}, pattern
+                )
+                with units_removed(self.model, keep):
+                    out = self.model(feed, None)
+                    loss = F.cross_entropy(out, labels[sel], label_smoothing=c.label_smoothing)
+                    if c.distill:
+                        w = c.distill_weight
+                        loss = (
+                            w * distill_loss(out, teacher[sel], c.distill_temperature)
+                            + (1 - w) * loss
+                        )
+                    loss = loss * (len(rows) / (n * len(budgets)))
+                    loss.backward()
+                total += float(loss.detach())
+                self.passes += 1
+        return total

@@ -1,0 +1,150 @@
+"""The deployment replay puts the power mode back whatever happens mid-stream: an error
+in a later segment, or Ctrl-C (a real SIGINT) while samples stream. The modes are the
+real CPU modes (thread count and affinity of this process), watched through a recording
+``PowerModes`` that delegates to them; the replay itself is the real one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.artifacts import Artifacts
+from harness.cells import expand
+from harness.profile import load_profile
+from harness.replay import run_replay_cell
+from sentryfuse.errors import TargetError
+from targets.base import Availability, PowerMode, PowerModes
+from targets.cpu import CpuTarget
+from targets.cpu_power import CpuPowerModes
+
+PROFILE = """
+name = "replay-power"
+dense_baseline = false
+[grid]
+datasets = ["synthetic"]
+backbones = ["early"]
+attentions = ["dense"]
+methods = ["magnitude"]
+sparsities = [0.5]
+conditions = ["all"]
+targets = ["cpu"]
+runtimes = ["torch"]
+power_modes = ["max"]
+[train]
+epochs = 1
+size = "tiny"
+scorer_final_steps = 2
+[eval]
+max_train = 64
+max_test = 32
+calib_samples = 16
+[replay]
+methods = ["magnitude"]
+duration_s = 600.0
+rate_hz = 10.0
+policy = { max = 0.3, single = 0.5 }
+[[replay.events]]
+t_s = 0.0
+present = ["a", "b", "c"]
+power_mode = "single"
+[[replay.events]]
+t_s = 300.0
+present = ["a"]
+power_mode = "max"
+"""
+
+
+class RecordingModes(PowerModes):
+    """The real CPU modes, with every call recorded; ``on_set`` runs after each set."""
+
+    def __init__(self, on_set=None) -> None:
+        self.real = CpuPowerModes()
+        self.calls: list[str] = []
+        self.on_set = on_set
+
+    def available(self) -> Availability:
+        return self.real.available()
+
+    def list(self) -> list[PowerMode]:
+        return self.real.list()
+
+    def current(self) -> str:
+        return self.real.current()
+
+    def set(self, name: str) -> None:
+        self.real.set(name)
+        self.calls.append(f"set {name}")
+        if self.on_set is not None:
+            self.on_set(name)
+
+    def snapshot(self):
+        self.calls.append("snapshot")
+        return self.real.snapshot()
+
+    def restore(self, snapshot) -> None:
+        self.calls.append("restore")
+        self.real.restore(snapshot)
+
+
+class WatchedCpu(CpuTarget):
+    """The CPU target with recorded modes; export number ``fail_export`` fails."""
+
+    def __init__(self, modes: RecordingModes, fail_export: int | None = None) -> None:
+        super().__init__()
+        self.modes, self.fail_export, self.exports = modes, fail_export, 0
+
+    def power_modes(self) -> RecordingModes:  # type: ignore[override]
+        return self.modes
+
+    def export(self, model, example_inputs, runtime, workdir):
+        self.exports += 1
+        if self.exports == self.fail_export:
+            raise TargetError("export failed (planted) in the second segment")
+        return super().export(model, example_inputs, runtime, workdir)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs for the 'single' mode to change the affinity")
+    tmp = tmp_path_factory.mktemp("rp")
+    (tmp / "p.toml").write_text(PROFILE)
+    profile = load_profile(tmp / "p.toml")
+    art = Artifacts(profile, tmp)
+    cell = next(c for c in expand(profile) if c.kind == "replay")
+    torch.set_num_threads(1)
+    art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)  # train outside
+    return art, cell, tmp
+
+
+def _state() -> tuple[int, frozenset[int]]:
+    return torch.get_num_threads(), frozenset(os.sched_getaffinity(0))
+
+
+def test_error_in_a_later_segment_restores_the_mode(setup):
+    art, cell, tmp = setup
+    before = _state()
+    modes = RecordingModes()
+    with pytest.raises(TargetError, match="planted"):
+        run_replay_cell(cell, art, WatchedCpu(modes, fail_export=2), tmp / "w1")
+    assert modes.calls[:2] == ["snapshot", "set single"] and modes.calls[-1] == "restore"
+    assert _state() == before
+
+
+def test_sigint_while_streaming_restores_the_mode(setup):
+    art, cell, tmp = setup
+    before = _state()
+
+    def interrupt_soon(name: str) -> None:  # a real SIGINT, 0.3 s into the stream
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    modes = RecordingModes(on_set=interrupt_soon)
+    with pytest.raises(KeyboardInterrupt):
+        run_replay_cell(cell, art, WatchedCpu(modes), Path(tmp / "w2"))
+    assert modes.calls == ["snapshot", "set single", "restore"]
+    assert _state() == before
