@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slowdown", type=float, default=0.10)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument(
+        "--pair-major",
+        action="store_true",
+        help="alternate the scenarios pair by pair instead of one after another",
+    )
+    ap.add_argument(
         "--summarise",
         action="store_true",
         help="only rebuild OUT/summary.md from OUT/pairs.csv and the check outputs",
