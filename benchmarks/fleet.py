@@ -92,14 +92,14 @@ def _train_once(profile_path: Path, seed_dir: Path) -> None:
     Artifacts(profile, seed_dir).checkpoint("synthetic", "early", "sentryattend", 0)
 
 
-def suite(out: Path, repeats: int) -> None:
+def suite(out: Path, repeats: int, only: list[str] | None = None) -> None:
     profile = _write_profile(out)
     seed_dir = out / "seed"
     _train_once(profile, seed_dir)
-    modes = {"plain": [], "local:1": [], "local:2": []}
+    modes: dict[str, list[float]] = {m: [] for m in only or ["plain", "local:1", "local:2"]}
     order = list(modes)
     for r in range(repeats):
-        for mode in order[r % 3 :] + order[: r % 3]:  # rotate the order each repeat
+        for mode in order[r % len(order) :] + order[: r % len(order)]:  # rotate each repeat
             run_dir = out / f"r{r}-{mode.replace(':', '')}"
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             for ck in (seed_dir / "checkpoints").iterdir():
@@ -117,7 +117,7 @@ def suite(out: Path, repeats: int) -> None:
 
 
 def _table(modes: dict[str, list[float]], path: Path) -> None:
-    plain = statistics.median(modes["plain"])
+    plain = statistics.median(modes["plain"]) if modes.get("plain") else float("nan")
     rows = ["| mode | wall s (median) | range | vs plain |", "|---|---|---|---|"]
     for mode, walls in modes.items():
         med = statistics.median(walls)
@@ -223,6 +223,7 @@ def main() -> None:
     s = sub.add_parser("suite")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--modes", default="plain,local:1,local:2", help="comma-separated")
     a = sub.add_parser("agent")
     a.add_argument("--rounds", type=int, default=6)
     a.add_argument("--trials", type=int, default=5)
@@ -230,7 +231,7 @@ def main() -> None:
     a.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     if args.what == "suite":
-        suite(args.out, args.repeats)
+        suite(args.out, args.repeats, args.modes.split(","))
     else:
         agent(args.out, args.rounds, args.trials, args.trial_seconds)
 

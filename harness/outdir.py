@@ -38,10 +38,21 @@ def _ours(name: str) -> bool:
     return name in _OURS or name.startswith(_OUR_PREFIXES)
 
 
+def _connect_ro(store_path: Path) -> sqlite3.Connection:
+    """Read a store without writing anything. A plain read-only connection to a WAL store
+    still creates its ``-wal``/``-shm`` files; when no run holds the lock and no ``-wal``
+    is left (a killed run's, whose cells must be read), nothing can be writing, so the
+    store is opened as immutable and not a byte is written."""
+    wal = store_path.with_name(store_path.name + "-wal")
+    idle = lock_holder(store_path.parent) is None and not wal.exists()
+    mode = "immutable=1" if idle else "mode=ro"
+    return sqlite3.connect(f"file:{store_path}?{mode}", uri=True, timeout=5.0)
+
+
 def _stored_profile(store_path: Path) -> str | None:
     """The profile name recorded in an existing store (read-only), None if it has no run."""
     try:
-        db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=5.0)
+        db = _connect_ro(store_path)
         try:
             row = db.execute("SELECT profile_name FROM runs ORDER BY started_at LIMIT 1").fetchone()
         finally:
@@ -58,7 +69,7 @@ def stored_finished_keys(store_path: Path) -> set[str]:
     if not store_path.is_file():
         return set()
     try:
-        db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=5.0)
+        db = _connect_ro(store_path)
         try:
             return {r[0] for r in db.execute("SELECT cell_key FROM cells WHERE status='ok'")}
         finally:

@@ -72,12 +72,12 @@ def read_budgets(
 ) -> tuple[tuple[str, str, float], ...]:
     """``[replay.budgets]``: ``mode = { deadline_ms = x }`` or ``{ energy_mj = x }``."""
     out = []
-    for mode in list(sec._raw):
+    for mode in sec.unread():
         if mode in dict(policy):
             fail(file=sec.file, key=sec.key(mode), problem="this mode already has a fixed "
                  "sparsity in [replay] policy; give it one or the other")  # fmt: skip
         table = sec.section(mode, required=True)
-        given = [k for k in BUDGET_KINDS if k in table._raw]
+        given = [k for k in BUDGET_KINDS if k in table.unread()]
         if len(given) != 1:
             fail(file=sec.file, key=sec.key(mode), problem="give exactly one of "
                  + " or ".join(BUDGET_KINDS) + " (a number > 0)")  # fmt: skip

@@ -256,7 +256,7 @@ def _replay(s: Section, grid: Grid, target_factory: TargetFactory) -> ReplaySett
     duration_s = s.float("duration_s", 60.0, minimum=0.0)
     rate_hz = s.float("rate_hz", 10.0, minimum=0.0)
     deadline_ms = s.float("deadline_ms", 10.0, minimum=0.0)
-    policy_sec = s.section("policy", required=not isinstance(s._raw.get("budgets"), dict))
+    policy_sec = s.section("policy", required="budgets" not in s.unread())
     policy = policy_sec.float_table() if policy_sec.present else ()
     budgets = read_budgets(s.section("budgets"), policy)
     for mode, sp in policy:

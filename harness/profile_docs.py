@@ -46,6 +46,28 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
     ("", "eval"): ("dataset slicing and calibration (section below)", "", None, "defaults"),
     ("", "finetune"): ("budget of `<method>+ft` baselines (section below)", "", None, "defaults"),
     ("", "replay"): ("a deployment replay (section below)", "", None, "none"),
+    ("", "models"): (
+        "`[[models]]`: your own ONNX files, benchmarked instead of a trained grid "
+        "(section below; `[grid]` then takes only targets, runtimes, power_modes)",
+        "",
+        None,
+        "none",
+    ),
+    ("models", "name"): (
+        "the model's name in the store and the report; `check` matches "
+        "two versions of a model by it",
+        "",
+        "unique",
+        "required",
+    ),
+    ("models", "path"): ("the .onnx file, relative to the profile's folder", "", None, "required"),
+    ("models", "shapes"): (
+        "table input name → shape, for inputs with free dimensions",
+        "",
+        "integers ≥ 1",
+        "the file's own",
+    ),
+    ("models", "batch"): ("batch size of the free batch dimension", "samples", "≥ 1", None),
     ("", "dense_baseline"): ("also measure the unpruned model in every grid cell", "", None, None),
     ("grid", "datasets"): (
         "datasets to train and evaluate on",
@@ -239,6 +261,7 @@ _TYPE_OVERRIDES = {
     ("grid", "conditions"): "list of strings, or table", ("grid", "power_modes"): "list of strings, or table",
     ("replay", "events"): "array of tables", ("replay", "policy"): "table of numbers",
     ("replay", "budgets"): "table of tables",
+    ("", "models"): "array of tables", ("models", "shapes"): "table of integer lists",
 }  # fmt: skip
 
 _EXAMPLE = Path(__file__).resolve().parent.parent / "profiles" / "quickstart.toml"
@@ -290,7 +313,7 @@ def generate() -> str:
             "Top level"
             if not section
             else f"`[[{section}]]`"
-            if section == "replay.events"
+            if section in ("replay.events", "models")
             else f"`[{section}]`"
         )
         cls = SECTIONS[section]

@@ -17,6 +17,7 @@ from harness.profile_schema import (
     ReplayEvent,
     ReplaySettings,
     TrainSettings,
+    UserModel,
 )
 
 # section name ("" = top level, "replay.events" = each [[replay.events]]) -> dataclass
@@ -29,8 +30,10 @@ SECTIONS: dict[str, type] = {
     "finetune": FinetuneSettings,
     "replay": ReplaySettings,
     "replay.events": ReplayEvent,
+    "models": UserModel,
 }
-_NOT_KEYS = {"source"}  # Profile fields that are not written in a profile
+# Fields that are not written in a profile: where it came from, what is computed from it.
+_NOT_KEYS = {"source", "sha256"}
 
 
 def section_keys(section: str) -> tuple[str, ...]:

@@ -119,8 +119,11 @@ class Progress:
     """Per-cell feedback with a learned ETA; a tqdm bar on a terminal, lines elsewhere."""
 
     def __init__(self, stream: TextIO | None = None, *, bar: bool | None = None,
-                 clock: Any = time.monotonic) -> None:  # fmt: skip
+                 quiet: bool = False, clock: Any = time.monotonic) -> None:  # fmt: skip
+        """``bar``: None a bar on a terminal and lines elsewhere; ``quiet``: print nothing
+        (an in-process caller that wants its stderr to itself; the ETA is still kept)."""
         self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
         isatty = getattr(self.stream, "isatty", lambda: False)()
         self.use_bar = isatty if bar is None else bar
         self._clock = clock
@@ -138,7 +141,7 @@ class Progress:
         self = cls(**kwargs)
         self._plan = list(plan)
         self._t0 = self._clock()
-        if self.use_bar and plan:
+        if self.use_bar and plan and not self.quiet:
             from tqdm import tqdm
 
             self._bar = tqdm(total=len(plan), desc="cells", unit="cell", file=self.stream,
@@ -149,14 +152,15 @@ class Progress:
         return self
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
 
     def write(self, text: str) -> None:
-        """Print a line (above the bar on a terminal)."""
+        """Print a line (above the bar on a terminal), even when quiet: it is news."""
         if self._bar is not None:
             self._bar.write(text, file=self.stream)
         else:
-            self._line(text)
+            print(text, file=self.stream, flush=True)
 
     def _ratio(self, cost_class: str) -> float:
         """Median measured ÷ prior cell seconds for this class (all classes while it has

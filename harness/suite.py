@@ -89,8 +89,8 @@ def run_suite(
     select: Callable[[list[Cell]], list[Cell]] | None = None,
 ) -> SuiteSummary:
     """Run every unfinished cell of ``profile`` into ``OUT/results.sqlite``
-    (``select``: only these cells, e.g. one ``--shard``; ``progress``: True a bar, False a
-    line per cell, None the bar only on a terminal)."""
+    (``select``: only these cells, e.g. one ``--shard``; ``progress``: True a bar, None a
+    bar on a terminal and a line per cell elsewhere, False nothing)."""
     factory = target_factory or registry.default_target_factory
     cells, targets, art = preflight(profile, out_dir, resume=resume, target_factory=factory)
     cells = select(cells) if select else cells
@@ -105,7 +105,8 @@ def run_suite(
         done = store.finished_keys()
         todo = [c for c in cells if c.key not in done]
         groups = plan_groups(todo)
-        bar = Progress.start(plan_for(profile, [c for g in groups for c in g], art), bar=progress)
+        plan = plan_for(profile, [c for g in groups for c in g], art)
+        bar = Progress.start(plan, bar=None if progress is None else True, quiet=progress is False)
         for group in groups:
             t0, trained0 = time.monotonic(), art.trained_s
             results = run_cell_group(group, art, targets[group[0].target], out_dir)

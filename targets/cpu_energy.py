@@ -80,10 +80,12 @@ class ActiveCoresEstimateSensor(EnergySensor):
     Model ``cpu-active-cores-v1``. Why not process CPU time (the previous estimate): it
     counts whatever the process's threads did, including OpenMP spin-waits that come and
     go with a neighbour's load, so two cells 8% apart in latency differed 6× in "energy".
-    A batch-1 loop keeps the threads the power mode gave it busy for the whole window, so
-    the modelled power is constant for a (power mode, runtime) pair and the estimate per
-    inference is the window's mean latency × that power: exactly as stable as the latency
-    it comes from, and it ranks variants by what they cost in time on the same cores.
+    A batch-1 loop keeps the threads the power mode gave it busy while it runs, so the
+    modelled power is constant for a (power mode, runtime) pair; the window's energy is
+    its wall time × that power, and the harness charges one inference that power × the
+    window's median query time (harness.measure: stalls while other tenants held the
+    cores are not the model's), so the estimate is exactly as stable as the p50 latency
+    and ranks variants by what they cost in time on the same cores.
     ``base_watts`` (default 0: uncore/idle power is not charged to the model) can add a
     platform floor. Labelled ``estimated`` with the model in ``EnergyReading.model``.
     """

@@ -172,14 +172,17 @@ class CudaTarget(Target):
         clock: Clock = MONOTONIC,
         ort_providers: Callable[[], Sequence[str]] | None = None,
         tensorrt_installed: Callable[[], bool] | None = None,
+        torch_cuda: Callable[[], Availability] | None = None,
         env: Mapping[str, str] | None = None,
         cuda_ids: CudaIds | None = runtime_cuda_ids,
     ) -> None:
         """``index`` is the CUDA ordinal the runners use (``cuda:index``); NVML is opened on
         that same physical GPU (by UUID / PCI bus id, honouring ``CUDA_VISIBLE_DEVICES``)."""
         self.nvml = nvml
-        # Injected for tests: onnxruntime.get_available_providers, "is tensorrt importable"
+        # Injected for tests: onnxruntime.get_available_providers, "is tensorrt importable",
+        # "can torch use CUDA"
         self.ort_providers = ort_providers
+        self.torch_cuda = torch_cuda or cuda_availability
         self.tensorrt_installed = tensorrt_installed or (
             lambda: importlib.util.find_spec("tensorrt") is not None
         )
@@ -206,9 +209,8 @@ class CudaTarget(Target):
         from targets.preference import ort_provider_availability
 
         trt = self.tensorrt_installed()
-        torch_cuda = cuda_availability()
         return {
-            "torch": torch_cuda,
+            "torch": self.torch_cuda(),
             "tensorrt": Availability(trt, "" if trt else "TensorRT is not installed"),
             "onnxruntime": ort_provider_availability(CUDA_PROVIDERS[0], self.ort_providers),
         }

@@ -121,6 +121,7 @@ def test_merge_refuses_runs_of_different_profiles(shards, tmp_path, capsys):
     for ck in (outs[0] / "checkpoints").iterdir():
         os.symlink(ck, out_b / "checkpoints" / ck.name)
     run_suite(other, out_b, select=lambda cells: cells[:1])
+    capsys.readouterr()  # the run's own progress lines
     rc = cli.main(["merge", str(outs[0]), str(out_b), "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "different profiles" in err[0]

@@ -140,7 +140,11 @@ def test_an_ort_runner_builds_and_checks_a_graph_per_batch_size(tmp_path):
 
 def test_gpu_preference_tensorrt_then_ort_cuda_then_torch():
     def cuda(trt: bool, providers: list[str]) -> CudaTarget:
-        return CudaTarget(ort_providers=lambda: providers, tensorrt_installed=lambda: trt)
+        return CudaTarget(
+            ort_providers=lambda: providers,
+            tensorrt_installed=lambda: trt,
+            torch_cuda=lambda: Availability(True),
+        )
 
     gpu_ort = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert fastest_runtime(cuda(True, gpu_ort)) == "tensorrt"

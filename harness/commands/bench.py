@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         default=None,
         help="onnxruntime (cpu, cuda, jetson) or tensorrt (cuda, jetson); default: "
-        "onnxruntime on cpu, tensorrt on a GPU",
+        "onnxruntime on cpu; on a GPU tensorrt where installed, else onnxruntime",
     )
     parser.add_argument(
         "--power-mode",
@@ -68,7 +68,7 @@ def bench_raw_profile(args: argparse.Namespace) -> dict[str, Any]:
         from sentryfuse.errors import TargetError, unknown_name
 
         raise TargetError(unknown_name("target", target, tuple(ONNX_FILE_RUNTIMES)))
-    runtime = args.runtime or ONNX_FILE_RUNTIMES[target][0]
+    runtime = args.runtime or _default_runtime(target)
     if runtime not in ONNX_FILE_RUNTIMES[target]:
         raise HarnessError(
             f"unknown runtime '{runtime}' for an ONNX file on target '{target}'; "
@@ -139,6 +139,20 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"store {summary.store_path}")
     return 1 if summary.failed else 0
+
+
+def _default_runtime(target_name: str) -> str:
+    """The fastest ONNX-file runtime installed on the target (TensorRT, else ONNX
+    Runtime's CUDA provider on a GPU), as ``targets.preference`` ranks them."""
+    from harness import registry
+    from targets.onnx_file import ONNX_FILE_RUNTIMES
+
+    choices = ONNX_FILE_RUNTIMES[target_name]
+    target = registry.default_target_factory(target_name)
+    if target is None or not target.availability().ok:
+        return choices[0]  # the preflight says why the target cannot run here
+    avail = target.runtime_availability()
+    return next((r for r in choices if r not in avail or avail[r].ok), choices[0])
 
 
 def _check_power_modes(target_name: str, modes: list[str], factory: Any) -> None:

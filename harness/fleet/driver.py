@@ -31,7 +31,7 @@ from harness.fleet.shipping import pack_checkpoint, pack_variant, variant_key
 from harness.fleet.units import plan_units, result_from_wire
 from harness.fleet.worker import run_unit_task
 from harness.profile_schema import Profile
-from harness.store import STORE_NAME, CellResult, Store, utc_now
+from harness.store import STORE_NAME, CellResult, Store, git_commit, utc_now
 from harness.suite import SuiteSummary, preflight
 from sentryfuse.errors import HarnessError
 from targets.base import Availability
@@ -91,6 +91,7 @@ def run_fleet_suite(
                 "profile_hash": profile.profile_hash(),
                 "factory": target_factory_ref,
                 "cache_dir": str(cache_dir) if cache_dir else None,
+                "git_commit": git_commit(),
             }
             return run.run(cells, request)
 

@@ -1,7 +1,8 @@
 """The node side of a fleet run: one Ray task measures one unit on this node's device.
 
 The task rebuilds the profile from its TOML text (checked against the driver's hash, so
-node and driver agree on every cell key), picks its cells by key, receives the shipped
+node and driver agree on every cell key; a node on another git commit than the driver
+is refused, since the cells' code would differ), picks its cells by key, receives the shipped
 artefacts, and runs the unit with the suite's own runner. It answers with plain JSON:
 the results and who measured them — device id, Ray node id, the node's own target
 fingerprint and its hash, and the node's git commit. Per-process state (profile,
@@ -51,6 +52,12 @@ def _state(req: dict[str, Any]) -> dict[str, Any]:
                 "the profile parsed on this node differs from the driver's: install the "
                 "same sentryfuse-bench version on the node"
             )
+        commit = git_commit()
+        if req.get("git_commit") and commit and commit != req["git_commit"]:
+            raise RuntimeError(
+                f"this node runs sentryfuse-bench commit {commit[:12]}, the driver "
+                f"{req['git_commit'][:12]}: install the driver's version on the node"
+            )
         cache = Path(req.get("cache_dir") or DEFAULT_CACHE)
         _STATE.clear()  # one profile at a time per worker process
         _STATE[key] = {
@@ -60,11 +67,12 @@ def _state(req: dict[str, Any]) -> dict[str, Any]:
             "factory": factory,
             "targets": {},
             "cache": cache,
+            "git_commit": commit,
         }
     return _STATE[key]
 
 
-def _device(target_name: str, target: Any) -> dict[str, Any]:
+def _device(target_name: str, target: Any, commit: str | None) -> dict[str, Any]:
     import ray
 
     node_id = ray.get_runtime_context().get_node_id()
@@ -77,7 +85,7 @@ def _device(target_name: str, target: Any) -> dict[str, Any]:
         "host": socket.gethostname(),
         "fingerprint": fp,
         "fingerprint_hash": fingerprint_hash({target_name: fp}),
-        "git_commit": git_commit(),
+        "git_commit": commit,
     }
 
 
@@ -91,7 +99,7 @@ def run_unit_task(request_json: str, *packages: dict[str, Any]) -> str:
     target = st["targets"].get(name) or st["factory"](name)
     st["targets"][name] = target
     avail = target.availability() if target is not None else None
-    device = _device(name, target) if avail is not None and avail.ok else None
+    device = _device(name, target, st["git_commit"]) if avail is not None and avail.ok else None
     if device is None:
         reason = avail.reason if avail is not None else "not implemented in this checkout"
         now = utc_now()
