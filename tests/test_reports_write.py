@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from reports.tables import pareto_mask
-from reports.write import write_report
+from reports.write import MARKER, write_report
 from sentryfuse.errors import StoreError
 
 STORES = Path(__file__).parent / "data" / "stores"
@@ -34,7 +34,12 @@ def test_writes_every_table_as_csv_and_parquet(report: Path) -> None:
         csv = pd.read_csv(report / "tables" / f"{name}.csv")
         pq = pd.read_parquet(report / "tables" / f"{name}.parquet")
         assert list(csv.columns) == list(pq.columns) and len(csv) == len(pq), name
-    assert sorted(p.name for p in report.iterdir()) == ["report.html", "summary.md", "tables"]
+    assert sorted(p.name for p in report.iterdir()) == [
+        MARKER,
+        "report.html",
+        "summary.md",
+        "tables",
+    ]
 
 
 def test_break_even_matches_the_store(report: Path) -> None:
