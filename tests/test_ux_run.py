@@ -209,7 +209,7 @@ def _wait_for_replay(proc: subprocess.Popen, out: Path, replay_key: str) -> None
 
 
 def _start_long_run(tmp: Path) -> tuple[subprocess.Popen, Path, str]:
-    profile = _tiny(tmp, duration_s=200.0, deadline_ms=50.0)
+    profile = _tiny(tmp, duration_s=6000.0, deadline_ms=50.0)
     replay_key = next(c.key for c in expand(load_profile(profile)) if c.kind == "replay")
     out = tmp / "out"
     proc = subprocess.Popen(
