@@ -57,8 +57,8 @@ class SlowRunner:
         return self.inner.prepare(batch)
 
     def __call__(self, batch):
-        end = time.perf_counter() + 0.002
         out = self.inner(batch)
+        end = time.perf_counter() + 0.002  # 2 ms on top of the real call, not a floor
         while time.perf_counter() < end:
             pass
         return out
