@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+from sentryfuse.proportion import wilson_bounds
 
 
 @dataclass(frozen=True)
@@ -72,17 +72,8 @@ def _coverage(n: int, k: int) -> float:
     return 1.0 - 2.0 * tail
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> Interval | None:
-    """Wilson score interval of a binomial proportion (accuracy over ``n`` test samples).
-
-    Unlike the normal (Wald) interval it stays inside [0, 1] and keeps its coverage near
-    0 and 1, where pruned-model accuracies on small test sets often sit.
-    """
+def wilson_interval(successes: int, n: int) -> Interval | None:
+    """Wilson 95% interval of accuracy over ``n`` test samples (sentryfuse.proportion)."""
     if n <= 0:
         return None
-    p = successes / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), 0.95)
+    return Interval(*wilson_bounds(successes / n, n), 0.95)

@@ -26,6 +26,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from sentryfuse.proportion import wilson_bounds
+
 EXACT_MAX = 30  # exact Mann–Whitney null distribution up to this many per side
 # Two-sided 95% Student t quantiles, df 1..30; larger df use the Cornish-Fisher expansion.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
@@ -157,11 +159,7 @@ def t_interval(values: np.ndarray) -> Interval | None:
 
 def wilson(p: float, n: int, level: float = 0.95) -> Interval:
     """Wilson score interval for a proportion ``p`` observed on ``n`` trials."""
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), level)
+    return Interval(p, *wilson_bounds(p, n, level), level)
 
 
 def newcombe_difference(p_a: float, n_a: int, p_b: float, n_b: int) -> Interval:
