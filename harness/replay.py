@@ -64,8 +64,8 @@ class _Policy:
 
     def model_for(
         self, seg: Segment, sparsity: float
-    ) -> tuple[Any, float, float | None, str | None]:
-        """(model, switch_ms, charged energy mJ or None, its source)."""
+    ) -> tuple[Any, float, float, float | None, str | None]:
+        """(model, the sparsity it runs at, switch_ms, charged energy mJ or None, its source)."""
         c = self.cell
         if c.method == "sentrygate":
             from sentryfuse.prune import Repruner
