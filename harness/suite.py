@@ -134,3 +134,15 @@ def write_report(store_path: Path, out_dir: Path) -> str:
 
     path = write(store_path, out_dir)
     return f"report written to {path}"
+
+
+def write_report_or_warn(store_path: Path, report_dir: Path) -> None:
+    """Write the report after a run; a failure is one stderr line, not a lost run:
+    the results are safe in the store and ``sentryfuse report`` can be rerun."""
+    try:
+        print(write_report(store_path, report_dir))
+    except Exception as exc:
+        print(
+            f"report failed: {type(exc).__name__}: {exc}; rerun `sentryfuse report`",
+            file=sys.stderr,
+        )

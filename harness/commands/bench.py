@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +113,7 @@ def bench_raw_profile(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from harness import registry
     from harness.profile import parse_profile
-    from harness.suite import run_suite, write_report
+    from harness.suite import run_suite, write_report_or_warn
     from harness.usermodel import model_spec
 
     if not args.model.is_file():
@@ -130,13 +129,7 @@ def run(args: argparse.Namespace) -> int:
     print_summary(summary.store_path)
     for label, error in summary.failures:
         print(f"  failed: {label}: {error}")
-    try:
-        print(write_report(summary.store_path, out_dir / "report"))
-    except Exception as exc:  # the results are safe in the store; the report can be rerun
-        print(
-            f"report failed: {type(exc).__name__}: {exc}; rerun `sentryfuse report`",
-            file=sys.stderr,
-        )
+    write_report_or_warn(summary.store_path, out_dir / "report")
     print(f"store {summary.store_path}")
     return 1 if summary.failed else 0
 

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None
         return _dry_run(profile, out_dir, factory, select)
     from harness.interrupt import Interrupted, stoppable
     from harness.outdir import claimed
-    from harness.suite import run_suite, write_report
+    from harness.suite import run_suite, write_report_or_warn
 
     try:
         with stoppable(), claimed(out_dir):
@@ -104,13 +104,7 @@ def run(args: argparse.Namespace, *, target_factory: Callable[[str], Any] | None
         print(f"  failed: {label}: {error}")
     if summary.failed > 10:
         print(f"  ... and {summary.failed - 10} more (see the store's cells.error)")
-    try:
-        print(write_report(summary.store_path, out_dir / "report"))
-    except Exception as exc:  # the results are safe in the store; the report can be rerun
-        print(
-            f"report failed: {type(exc).__name__}: {exc}; rerun `sentryfuse report`",
-            file=sys.stderr,
-        )
+    write_report_or_warn(summary.store_path, out_dir / "report")
     return 1 if summary.failed else 0
 
 
