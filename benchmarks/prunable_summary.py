@@ -24,6 +24,10 @@ PAPER = {"overall": 12.7, "dropout": 18.0}
 KEYS = ("dataset", "sparsity", "condition")  # one backbone/attention per benchmark run
 
 
+# Controls, ablations and variants beside old/new, in table order (benchmarks/prunable_training.py)
+RECIPES_EXTRA = ("random", "nodistill", "freeze1", "freeze2")
+
+
 def fmt(values, signed: bool = False, unit: str = "") -> str:
     """'84.1 [82.0, 86.2] (3 seeds)' from per-seed values."""
     v = np.asarray([x for x in values if x == x], dtype=float)
@@ -95,7 +99,7 @@ def same_checkpoint_table(cells: pd.DataFrame, min_sparsity: float = 0.5) -> lis
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     sel = cells[cells.sparsity >= min_sparsity - 1e-9]
     for ds, g in sel.groupby("dataset"):
-        for recipe in ("new", "old", "random", "nodistill"):
+        for recipe in ("new", "old", *RECIPES_EXTRA):
             r = g[g.recipe == recipe]
             m = margin(r)
             if m is None:
@@ -148,7 +152,7 @@ def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
         if g.recipe.nunique() <= 2:
             continue
         old = _per_seed(g[g.recipe == "old"], SG)
-        for recipe in ("old", "new", "random", "nodistill"):
+        for recipe in ("old", "new", *RECIPES_EXTRA):
             r = g[g.recipe == recipe]
             if r.empty:
                 continue

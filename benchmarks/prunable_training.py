@@ -46,6 +46,8 @@ RECIPES = {
     "new": {},
     "random": {"subnet_ranking": "random"},
     "nodistill": {"distill": False},
+    "freeze1": {"subnet_freeze_epochs": 1.0},
+    "freeze2": {"subnet_freeze_epochs": 2.0},
 }
 
 

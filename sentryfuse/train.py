@@ -87,6 +87,11 @@ class TrainConfig:
     subnet_sampled: int = 1  # budgets drawn in the range besides the smallest
     subnet_budget: str = "units"  # "units" | "flops", as pruning counts them
     subnet_max_groups: int = 4  # modality-pattern groups per step (largest first)
+    # The last ``subnet_freeze_epochs`` epochs train with the scorer frozen: its final fit
+    # (``scorer_final_steps``) runs where that phase starts instead of after the last
+    # epoch, so the sub-networks of the last epochs are exactly the ones SentryGate
+    # deploys. 0 keeps the scorer learning to the end and refits it after training.
+    subnet_freeze_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -110,6 +115,10 @@ class TrainConfig:
             )
         if self.subnet_every < 1 or self.subnet_sampled < 0 or self.subnet_max_groups < 1:
             raise ModelError("subnet_every and subnet_max_groups >= 1, subnet_sampled >= 0")
+        if not 0.0 <= self.subnet_freeze_epochs <= self.epochs:
+            raise ModelError(
+                f"subnet_freeze_epochs must be in [0, epochs], got {self.subnet_freeze_epochs}"
+            )
         if not self.distill_temperature > 0 or not 0.0 <= self.distill_weight <= 1.0:
             raise ModelError("distill_temperature must be > 0 and distill_weight in [0, 1]")
 
@@ -228,6 +237,22 @@ def train(
     bar = tqdm(
         total=total, disable=not progress, desc=f"train {dataset.name}", unit="step", leave=False
     )
+
+    def final_fit() -> None:
+        """The scorer's last steps against the current backbone, over every subset."""
+        masks = _subset_masks(len(names)) if len(names) <= 6 else None
+        order = gate_rng.permutation(len(split))
+        for i in range(cfg.scorer_final_steps):
+            idx = np.take(order, range(i * cfg.batch_size, (i + 1) * cfg.batch_size), mode="wrap")
+            mask = (
+                masks[i % len(masks)]
+                if masks
+                else curriculum.sample_shared(len(names), 1e9, gate_rng)
+            )
+            gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
+
+    freeze_at = cfg.epochs - cfg.subnet_freeze_epochs if subnet is not None else math.inf
+    frozen = False
     step, loss_ema = 0, None
     for epoch in range(cfg.epochs):
         model.train()
@@ -249,7 +274,10 @@ def train(
             sched.step()
             li = loss.item()
             loss_ema = li if loss_ema is None else 0.95 * loss_ema + 0.05 * li
-            if gate is not None and step % cfg.saliency_every == 0:
+            if gate is not None and not frozen and cfg.subnet_freeze_epochs and ep >= freeze_at:
+                final_fit()  # the scorer's last fit, then the deployed ranking trains
+                frozen = True
+            if gate is not None and not frozen and step % cfg.saliency_every == 0:
                 gate.step(inputs, labels, curriculum.sample_shared(len(names), ep, gate_rng))
             step += 1
             bar.update(1)
@@ -257,17 +285,8 @@ def train(
                 epoch=epoch, loss=f"{loss_ema:.3f}", p_drop=f"{curriculum.p_drop(ep):.2f}"
             )
     bar.close()
-    if gate is not None and cfg.scorer_final_steps > 0:
-        masks = _subset_masks(len(names)) if len(names) <= 6 else None
-        order = gate_rng.permutation(len(split))
-        for i in range(cfg.scorer_final_steps):
-            idx = np.take(order, range(i * cfg.batch_size, (i + 1) * cfg.batch_size), mode="wrap")
-            mask = (
-                masks[i % len(masks)]
-                if masks
-                else curriculum.sample_shared(len(names), 1e9, gate_rng)
-            )
-            gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
+    if gate is not None and not frozen:
+        final_fit()
     train_s = time.perf_counter() - t0
 
     model.eval()

@@ -192,3 +192,18 @@ def test_recipe_off_is_bit_identical_to_the_old_recipe(tmp_path) -> None:
     if torch.__version__ != OLD_RECIPE_DIGEST[0]:
         pytest.skip(f"old-recipe digest recorded with torch {OLD_RECIPE_DIGEST[0]}")
     assert off == OLD_RECIPE_DIGEST[1]
+
+
+def test_frozen_scorer_phase_is_deterministic_and_changes_the_recipe(tmp_path) -> None:
+    frozen = _tiny_run(tmp_path, "frozen", subnet_start_epoch=0.0, subnet_freeze_epochs=1.0)
+    again = _tiny_run(tmp_path, "again", subnet_start_epoch=0.0, subnet_freeze_epochs=1.0)
+    learning = _tiny_run(tmp_path, "learning", subnet_start_epoch=0.0)
+    assert frozen == again
+    assert frozen != learning
+
+
+def test_freeze_longer_than_training_is_refused() -> None:
+    from sentryfuse.errors import ModelError
+
+    with pytest.raises(ModelError, match="subnet_freeze_epochs"):
+        TrainConfig(epochs=2, subnet_freeze_epochs=3.0)
