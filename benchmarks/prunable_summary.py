@@ -25,7 +25,7 @@ KEYS = ("dataset", "sparsity", "condition")  # one backbone/attention per benchm
 
 
 # Controls, ablations and variants beside old/new, in table order (benchmarks/prunable_training.py)
-RECIPES_EXTRA = ("random", "nodistill", "freeze1", "freeze2")
+RECIPES_EXTRA = ("random", "nodistill", "freeze1", "freeze2", "w05", "smax05")
 
 
 def fmt(values, signed: bool = False, unit: str = "") -> str:
@@ -90,6 +90,21 @@ def full_table(full: pd.DataFrame) -> list[str]:
         lines.append(
             f"| {ds} | {cond} | {fmt(old)} | {fmt(new)} | {fmt((new - old).dropna(), True)} |"
         )
+    return lines
+
+
+def recipe_full_table(full: pd.DataFrame) -> list[str]:
+    """Full-model accuracy of every recipe minus the old recipe's, paired by seed."""
+    recipes = [r for r in ("new", *RECIPES_EXTRA) if r in set(full.recipe)]
+    lines = ["| dataset | condition | " + " | ".join(f"{r} − old" for r in recipes) + " |",
+             "|---|---|" + "---|" * len(recipes)]  # fmt: skip
+    for (ds, cond), g in full.groupby(["dataset", "condition"]):
+        old = g[g.recipe == "old"].set_index("seed")["accuracy"]
+        cols = []
+        for r in recipes:
+            diff = (g[g.recipe == r].set_index("seed")["accuracy"] - old).dropna()
+            cols.append(fmt(diff, True) if len(diff) else "—")
+        lines.append(f"| {ds} | {cond} | " + " | ".join(cols) + " |")
     return lines
 
 
@@ -191,6 +206,8 @@ def write_summary(runs: Path, out: Path) -> None:
         "interval (t over seeds, paired by seed; binomial when only 1 seed). Baselines: "
         f"{', '.join(BASELINES_ZERO_SHOT)} (reports/margins.py).\n",
         "## Full-model accuracy, old vs new recipe\n", *full_table(full),
+        "\n## Full-model accuracy of every recipe − the old one (paired by seed)\n",
+        *recipe_full_table(full),
         "\n## Same-checkpoint protocol (every method prunes the same checkpoint), "
         "sparsity ≥ 0.5, all conditions\n", *same_checkpoint_table(cells),
         "\n## Paper protocol (SentryGate on its prunability-trained checkpoint, baselines on "

@@ -48,6 +48,8 @@ RECIPES = {
     "nodistill": {"distill": False},
     "freeze1": {"subnet_freeze_epochs": 1.0},
     "freeze2": {"subnet_freeze_epochs": 2.0},
+    "w05": {"subnet_weight": 0.5},
+    "smax05": {"subnet_sparsity_max": 0.5},
 }
 
 

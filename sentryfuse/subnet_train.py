@@ -198,7 +198,7 @@ class SubnetTrainer:
                             w * distill_loss(out, teacher[sel], c.distill_temperature)
                             + (1 - w) * loss
                         )
-                    loss = loss * (len(rows) / (n * len(budgets)))
+                    loss = loss * (c.subnet_weight * len(rows) / (n * len(budgets)))
                     loss.backward()
                 total += float(loss.detach())
                 self.passes += 1

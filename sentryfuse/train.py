@@ -92,6 +92,7 @@ class TrainConfig:
     # epoch, so the sub-networks of the last epochs are exactly the ones SentryGate
     # deploys. 0 keeps the scorer learning to the end and refits it after training.
     subnet_freeze_epochs: float = 0.0
+    subnet_weight: float = 1.0  # scale of the summed sub-network losses vs the full pass's
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -115,6 +116,8 @@ class TrainConfig:
             )
         if self.subnet_every < 1 or self.subnet_sampled < 0 or self.subnet_max_groups < 1:
             raise ModelError("subnet_every and subnet_max_groups >= 1, subnet_sampled >= 0")
+        if not self.subnet_weight > 0:
+            raise ModelError(f"subnet_weight must be > 0, got {self.subnet_weight}")
         if not 0.0 <= self.subnet_freeze_epochs <= self.epochs:
             raise ModelError(
                 f"subnet_freeze_epochs must be in [0, epochs], got {self.subnet_freeze_epochs}"

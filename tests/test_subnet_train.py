@@ -207,3 +207,5 @@ def test_freeze_longer_than_training_is_refused() -> None:
 
     with pytest.raises(ModelError, match="subnet_freeze_epochs"):
         TrainConfig(epochs=2, subnet_freeze_epochs=3.0)
+    with pytest.raises(ModelError, match="subnet_weight"):
+        TrainConfig(subnet_weight=0.0)
