@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _CLOCK = r"(\d+):(\d{2})(?::(\d{2}))?"
-_ETA = re.compile(rf"ETA {_CLOCK}")
+_ETA = re.compile(rf"(?:ETA|first estimate) {_CLOCK}")
 _CELL = re.compile(r"^\[(\d+)/(\d+)\]")
 
 
@@ -60,6 +60,7 @@ def run_profile(profile: str, out_dir: Path) -> tuple[list[Point], float, int]:
     assert proc.stderr is not None
     for line in proc.stderr:
         now = time.monotonic() - t0
+        print(f"{now:8.1f}  {line.rstrip()}", file=sys.stderr, flush=True)  # to watch it
         eta = _ETA.search(line)
         cell = _CELL.match(line)
         if cell:
@@ -117,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             bad += bool(mark)
         print(f"| {label} | {at_s:.1f} | {eta_s:.0f} | {left_s:.1f} | {ratio:.2f}{mark} |")
         judged = judged or label != "start (rough)"
-    print(f"\n{'every' if not bad else f'{bad}'} judged ETA{'s' if not bad else ''} "
-          f"{'within 2x' if not bad else 'out of 2x'}")  # fmt: skip
+    print("\nevery judged ETA within 2x" if not bad else f"\n{bad} judged ETAs out of 2x")
     return 1 if bad or rc not in (0, 1) else 0
 
 

@@ -87,8 +87,8 @@ PRIORS_S: dict[str, float] = {
     "cell_trial": 0.15,  # one trial window and its share of warm-up
     "query": 0.002,  # one batch-1 query, timed
     "export": 0.5,
-    "switch": 0.5,  # a replay segment's re-prune or model change
-    "overhead": 0.05,  # per cell: what a group costs beyond its phases (closing runners)
+    "switch": 0.05,  # a replay segment's re-prune or model change (8-31 ms measured)
+    "overhead": 0.05,  # per cell: a group beyond its phases (closing runners, collecting)
 }
 
 
@@ -126,8 +126,9 @@ class EtaModel:
         """How much slower than the priors this machine runs now (1.0 before any phase).
 
         Training is left out: under load torch's training threads slow down far more
-        than one-query inference does (a loaded 2-core machine: 40x its idle prior
-        against about 1.5x), so its ratio would throw every other estimate off."""
+        than one-query inference does (two quickstart runs at load 5-7 on 2 cores:
+        training 19x and 39x its prior, a static cell 1.2x and 1.4x), so its ratio
+        would throw every other estimate off."""
         ratios = [
             m / self.priors[k]
             for k in self._units
