@@ -92,6 +92,9 @@ PRIORS_S: dict[str, float] = {
 }
 
 
+EARLIER_WEIGHT = 0.5  # each earlier phase's weight in a rate, against the latest one's 1
+
+
 def prior_rates(*, size: str = "tiny", window_s: float | None = None) -> dict[str, float]:
     """The priors for a model size and a trial window length (``window_s`` + warm-up)."""
     rates = dict(PRIORS_S)
@@ -113,9 +116,14 @@ class EtaModel:
         self._replay_ratios: list[float] = []
 
     def _learn(self, name: str, seconds: float, units: float) -> None:
+        """Add a phase's measurement to a rate, the earlier ones discounted by
+        ``EARLIER_WEIGHT``: on a shared machine the load moves during a run (the same
+        20-step fine-tune took 0.9 s and 20 s in two runs ten minutes apart), so the latest
+        phase says most about the next."""
         if units > 0 and seconds >= 0:
-            self._seconds[name] = self._seconds.get(name, 0.0) + seconds
-            self._units[name] = self._units.get(name, 0.0) + units
+            w = EARLIER_WEIGHT
+            self._seconds[name] = self._seconds.get(name, 0.0) * w + seconds
+            self._units[name] = self._units.get(name, 0.0) * w + units
 
     def measured(self, name: str) -> float | None:
         """The measured seconds per unit of ``name``, or None before it is measured."""

@@ -57,6 +57,14 @@ def test_a_measured_group_prices_the_next_by_its_rounds_and_preparations():
     assert m.work_s(static(10, trials=10)) == pytest.approx(10 * 3.1 + 20.0)
 
 
+def test_the_latest_group_counts_most_since_load_moves_during_a_run():
+    m = EtaModel(PRIORS)
+    m.group_done(static(10), measured_group(10, prepare_s=4.0, trial_s=0.2))
+    m.group_done(static(10), measured_group(10, prepare_s=1.0, trial_s=0.2))
+    # (4 × 10 × 0.5 + 1 × 10) / (10 × 0.5 + 10): the earlier group weighs half
+    assert m.rate("prepare") == pytest.approx(2.0)
+
+
 def test_training_is_priced_per_sample_epoch_and_does_not_scale_the_rest():
     m = EtaModel(PRIORS)
     m.trained(6000, 240.0)  # 0.04 s a sample-epoch
