@@ -10,7 +10,7 @@ one group arrive together with one ETA, so they are shown as one row. Machine lo
 figures more than anything else.
 
     python benchmarks/eta.py profiles/quickstart.toml
-    python benchmarks/eta.py /tmp/two-groups.toml --out /tmp/eta-run   # keep the run
+    python benchmarks/eta.py benchmarks/eta_two_groups.toml --out /tmp/eta-run  # keep it
 
 Exit 0 when every ETA after the first phase (training or first group) with at least
 ``--min-remaining-s`` left is within 2x of what remained, else 1.
