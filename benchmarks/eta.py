@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print(f"load before: {uptime()}")
     with tempfile.TemporaryDirectory(prefix="eta-") as tmp:
-        out_dir = args.out or Path(tmp) / "run"
-        points, end_s, rc = run_profile(args.profile, out_dir)
+        out_dir = args.out.resolve() if args.out else Path(tmp) / "run"
+        given = Path(args.profile)  # a path from here, or a shipped profile's name
+        profile = str(given.resolve()) if given.exists() else args.profile
+        points, end_s, rc = run_profile(profile, out_dir)
     print(f"load after:  {uptime()}")
     print(f"profile {args.profile}: exit {rc}, last cell after {end_s:.1f} s\n")
     print("| progress point | elapsed (s) | ETA said (s) | actual remaining (s) | ratio |")
