@@ -179,6 +179,7 @@ def expand(profile: Profile) -> list[Cell]:
 
 def estimate_seconds(profile: Profile, cells: list[Cell]) -> float:
     """Prior wall time of ``cells`` (the cost model lives in ``harness.progress``)."""
+    from harness.cellgroup import plan_groups
     from harness.progress import make_plan, plan_seconds
 
-    return plan_seconds(make_plan(profile, cells, {}))
+    return plan_seconds(profile, make_plan(profile, plan_groups(cells), {}))

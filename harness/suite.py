@@ -12,7 +12,6 @@ goes on; the caller turns "some failed" into exit code 1.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,9 @@ from harness.artifacts import Artifacts
 from harness.cellgroup import plan_groups, run_cell_group
 from harness.cells import Cell, expand
 from harness.dropout import parse_condition
+from harness.eta import Timing
 from harness.profile_schema import Profile
-from harness.progress import Progress, plan_for
+from harness.progress import Progress, plan_for, priors_for
 from harness.store import STORE_NAME, Store
 from sentryfuse.errors import HarnessError, ProfileError, SentryFuseError, TargetError
 
@@ -105,27 +105,40 @@ def run_suite(
         done = store.finished_keys()
         todo = [c for c in cells if c.key not in done]
         groups = plan_groups(todo)
-        plan = plan_for(profile, [c for g in groups for c in g], art)
-        bar = Progress.start(plan, bar=None if progress is None else True, quiet=progress is False)
-        for group in groups:
-            t0, trained0 = time.monotonic(), art.trained_s
-            results = run_cell_group(group, art, targets[group[0].target], out_dir)
-            trained_s = art.trained_s - trained0
-            each_s = (time.monotonic() - t0 - trained_s) / len(group)  # measured together
-            for i, (cell, result) in enumerate(zip(group, results, strict=True)):
+        plan = plan_for(profile, groups, art)
+        bar = Progress.start(plan, priors=priors_for(profile),
+                             bar=None if progress is None else True, quiet=progress is False)  # fmt: skip
+        for group, work in zip(groups, plan, strict=True):
+            if work.train_units:
+                _train_first(group[0], art, work.train_units, bar)
+            timing = Timing()
+            results = run_cell_group(group, art, targets[group[0].target], out_dir, timing=timing)
+            for cell, result in zip(group, results, strict=True):
                 store.commit_cell(run_id, cell.key, cell.kind, cell.definition, result)
                 if result.status == "ok":
                     ok += 1
                 else:
                     failures.append((cell.label(), result.error or ""))
                     bar.write(f"cell failed: {cell.label()}: {result.error}")
-                train_s = trained_s if i == 0 else 0.0  # the group's training, on its first cell
-                bar.cell_done(cell.label(), result.status, each_s + train_s, train_s=train_s)
+            bar.group_done(work, timing, [r.status for r in results])
         bar.close()
         store.end_run(run_id)
     return SuiteSummary(
         len(cells), len(cells) - len(todo), ok, len(failures), store_path, tuple(failures)
     )
+
+
+def _train_first(cell: Cell, art: Artifacts, units: float, bar: Progress) -> None:
+    """Train ``cell``'s checkpoint as a phase of its own, so the ETA learns the training
+    rate before the group's cells are prepared. A failure is cached by ``art`` and
+    fails the group's cells with its message; here it only skips the progress line."""
+    trained0 = art.trained_s
+    try:
+        art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)
+    except Exception:  # reported by each cell of the group, with its traceback
+        return
+    ckpt = f"{cell.dataset}/{cell.backbone}/{cell.attention} s{cell.seed}"
+    bar.trained(ckpt, units, art.trained_s - trained0)
 
 
 def write_report(store_path: Path, out_dir: Path) -> str:

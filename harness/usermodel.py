@@ -18,12 +18,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cells import Cell, _jsonable
 from harness.profile_schema import Profile, UserModel
 from harness.reader import Section, fail
 from sentryfuse.errors import SentryFuseError
+
+if TYPE_CHECKING:
+    from harness.eta import Timing
 
 MODEL_KIND = "model"
 MODEL_DATASET = "onnx"  # the dataset column of a model cell: there is none
@@ -100,28 +103,39 @@ def model_cells(profile: Profile) -> list[Cell]:
 
 
 def run_model_group(
-    cells: Sequence[Cell], profile: Profile, target: Any, out_dir: Path
+    cells: Sequence[Cell],
+    profile: Profile,
+    target: Any,
+    out_dir: Path,
+    timing: Timing | None = None,
 ) -> list[Any]:
     """Build a runner per model file, measure them interleaved in trials under the
-    group's power mode (``harness.trials``), one ``CellResult`` per cell, in order."""
-    from harness.cellgroup import failed_result
-    from harness.cellrun import cell_measurement_columns, trial_rows
+    group's power mode (``harness.cellgroup.measure_group``), one ``CellResult`` per
+    cell, in order; ``timing`` gets what the builds and the rounds took."""
+    from harness.cellgroup import failed_result, measure_group
+    from harness.cellrun import cell_measurement_columns
     from harness.devicetiming import window_start
-    from harness.power import static_mode
-    from harness.store import CellResult, utc_now
-    from harness.trials import Subject, measure_interleaved
+    from harness.eta import Timing
+    from harness.store import utc_now
+    from harness.trials import Subject
 
+    timing = timing if timing is not None else Timing()
     started = [utc_now() for _ in cells]
-    results: list[Any] = [None] * len(cells)
+    results: dict[int, Any] = {}
     built: list[tuple[int, Any, list, dict]] = []
     try:
         for i, cell in enumerate(cells):
+            t0 = time.monotonic()
             try:
                 built.append((i, *_build(cell, profile, out_dir / "work" / cell.key[:16])))
+                timing.export_s.append(built[-1][3]["export_s"])
             except Exception as exc:  # a model that fails to build must not stop the others
                 results[i] = failed_result(cell, started[i], exc, out_dir)
-        if built:
-            subjects = [
+            timing.prepare_s.append(time.monotonic() - t0)
+            timing.finetuned.append(False)
+        subjects = [
+            (
+                i,
                 Subject(
                     runner,
                     batches,
@@ -129,33 +143,22 @@ def run_model_group(
                     energy_sensor=target.energy_sensor(),
                     memory=target.memory,
                     memory_reset=window_start(target, runner),
-                )
-                for _, runner, batches, _ in built
-            ]
-            try:
-                with static_mode(target.power_modes(), cells[0].power_mode):
-                    measured = measure_interleaved(
-                        subjects, profile.measure, seed=int(cells[0].key[:8], 16)
-                    )
-            except Exception as exc:  # e.g. the power mode could not be set
-                measured = [exc] * len(built)
-            for (i, runner, _, extra), m in zip(built, measured, strict=True):
-                if isinstance(m, Exception):
-                    results[i] = failed_result(cells[i], started[i], m, out_dir)
-                    continue
-                results[i] = CellResult(
-                    "ok",
-                    started[i],
-                    utc_now(),
-                    columns=_columns(m, runner, extra, cell_measurement_columns),
-                    latencies_ms=m.latencies_ms,
-                    trials=trial_rows(m),
-                    latency_trials=m.sample_trials,
-                )
+                ),
+                _columns_of(runner, extra, cell_measurement_columns),
+            )
+            for i, runner, batches, extra in built
+        ]
+        results.update(
+            measure_group(cells, started, subjects, profile.measure, target, out_dir, timing)
+        )
     finally:
         for _, runner, _, _ in built:
             runner.close()
-    return results
+    return [results[i] for i in sorted(results)]
+
+
+def _columns_of(runner: Any, extra: dict, measurement_columns: Any) -> Any:
+    return lambda m: _columns(m, runner, extra, measurement_columns)
 
 
 def _build(cell: Cell, profile: Profile, workdir: Path) -> tuple[Any, list, dict]:

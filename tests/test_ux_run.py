@@ -98,6 +98,10 @@ def test_run_without_out_goes_to_runs_name_with_progress_lines(finished):
     assert [ln.split("]")[0] for ln in lines] == ["[1/3", "[2/3", "[3/3"], res.stderr
     assert all(" ok " in ln and "ETA" in ln for ln in lines)
     assert lines[-1].endswith("ETA 0:00")
+    # the first estimate says it is rough; training is a phase of its own with an ETA
+    err = res.stderr.splitlines()
+    assert any(ln.startswith("3 cells to run in") and "(rough" in ln for ln in err), res.stderr
+    assert any(ln.startswith("trained synthetic/early/dense s0") and "ETA" in ln for ln in err)
     # no leftovers: no lock held, no temp folders, no empty work/<hash>
     assert lock_holder(out) is None
     assert not list(out.rglob(".tmp-*")) and not list(out.glob(".report.*"))

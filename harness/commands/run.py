@@ -126,6 +126,7 @@ def _dry_run(
     profile: Any, out_dir: Path, factory: Callable[[str], Any], select: Callable | None = None
 ) -> int:
     """Everything the real run checks before its first cell, then the plan; writes nothing."""
+    from harness.cellgroup import plan_groups
     from harness.progress import plan_for, plan_seconds
     from harness.suite import preflight
 
@@ -139,7 +140,7 @@ def _dry_run(
         mark = "done" if cell.key in done else "todo"
         print(f"{cell.key[:12]}  {mark}  {cell.kind:6s}  {cell.label()}")
     todo = [c for c in cells if c.key not in done]
-    est = plan_seconds(plan_for(profile, todo, art))
+    est = plan_seconds(profile, plan_for(profile, plan_groups(todo), art))
     print(
         f"{profile.name}: {len(cells)} cells ({len(cells) - len(todo)} finished), "
         f"{len(todo)} to run, estimated {est / 60:.1f} min on a 2-core CPU (rough; the run "
