@@ -17,8 +17,9 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
+from harness.fleet import orphans
 from harness.fleet.resources import devices_by_kind, node_resources
 from sentryfuse.errors import HarnessError
 
@@ -114,31 +115,44 @@ def _init(ray: Any, address: str, loopback: bool) -> None:
     )
 
 
-def start_local(n_devices: int) -> FleetCluster:
-    """Head plus nodes, each one simulated CPU device ``local-<i>``, all on 127.0.0.1."""
+def start_local(n_devices: int, stream: TextIO | None = None) -> FleetCluster:
+    """Head plus nodes, each one simulated CPU device ``local-<i>``, all on 127.0.0.1.
+
+    First stops what an earlier ``local:N`` whose driver was killed left behind; the
+    processes started here carry this driver's mark (``harness.fleet.orphans``)."""
     keep_ray_on_loopback()
     _ray()
     from ray.cluster_utils import Cluster
 
+    stopped = orphans.sweep()
+    if stopped:
+        print(
+            f"stopped {len(stopped)} Ray processes left by a killed --cluster local:N driver",
+            file=stream or sys.stderr,
+        )
     devices = [f"local-{i + 1}" for i in range(n_devices)]
     common = {"node_ip_address": LOOPBACK, "num_cpus": 1}
-    local = Cluster(
-        initialize_head=True,
-        head_node_args={
-            **common,
-            "include_dashboard": False,
-            # notice a dead simulated device in seconds, not Ray's default ~30 s
-            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
-            "resources": node_resources("cpu", devices[0]),
-        },
-    )
-    try:
-        for device in devices[1:]:
-            local.add_node(**common, resources=node_resources("cpu", device))
-        local.wait_for_nodes()
-    except BaseException:
-        local.shutdown()
-        raise
+    with orphans.marked_environment():
+        local = Cluster(
+            initialize_head=True,
+            head_node_args={
+                **common,
+                "include_dashboard": False,
+                # notice a dead simulated device in seconds, not Ray's default ~30 s
+                "_system_config": {
+                    "health_check_period_ms": 1000,
+                    "health_check_failure_threshold": 3,
+                },
+                "resources": node_resources("cpu", devices[0]),
+            },
+        )
+        try:
+            for device in devices[1:]:
+                local.add_node(**common, resources=node_resources("cpu", device))
+            local.wait_for_nodes()
+        except BaseException:
+            local.shutdown()
+            raise
     return FleetCluster(local.address, local, devices)
 
 
