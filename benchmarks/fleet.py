@@ -171,6 +171,7 @@ def _plain_process(ckpt: str, trials: int, dur: float) -> list[float]:
 
 def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
     from harness.fleet.cluster import connect
+    from harness.fleet.driver import UNIT_TASK_OPTIONS
     from harness.intervals import median_interval
 
     profile = _write_profile(out)
@@ -186,7 +187,7 @@ def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
 
             time.sleep(2.0)  # let the node settle into its idle heartbeat
             b = _plain_process(ckpt, trials, dur)
-            task = ray.remote(num_cpus=0)(_measure_cell).options(
+            task = ray.remote(**UNIT_TASK_OPTIONS)(_measure_cell).options(
                 resources={"sentryfuse/cpu": 1},
                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
             )

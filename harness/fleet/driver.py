@@ -41,6 +41,12 @@ _ORPHAN_CHECK_S = 1.0
 # otherwise forces OMP_NUM_THREADS=1 on tasks that ask for no CPU (an empty value is
 # "set" for Ray and "unset" for torch and ONNX Runtime).
 _WHOLE_DEVICE = {"env_vars": {"OMP_NUM_THREADS": ""}}
+# How a unit's task is declared (benchmarks/fleet.py measures the agent's overhead with
+# the same): no CPU claimed (the device resource is the lock), no silent Ray retry (the
+# driver decides), and no task events — otherwise the measuring process's core worker
+# flushes its task's state changes to the GCS every second, its one periodic job we can
+# switch off (see "Quiet devices" in the README's Fleet section).
+UNIT_TASK_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_retries": 0, "enable_task_events": False}
 
 
 class _OnTheCluster:
@@ -125,7 +131,7 @@ class _FleetRun:
         self.ray = ray
         self.profile, self.out_dir, self.art = profile, out_dir, art
         self.cluster, self.store, self.stream = cluster, store, stream
-        self.remote = ray.remote(num_cpus=0, max_retries=0)(run_unit_task)
+        self.remote = ray.remote(**UNIT_TASK_OPTIONS)(run_unit_task)
         self.pending: dict[Any, _Job] = {}
         self.refs: dict[str, Any] = {}  # artefact key -> ObjectRef, each put once
         self.ok = 0
