@@ -78,7 +78,7 @@ def run_cell_group(
     if cells and cells[0].kind == "model":  # user ONNX files (harness/usermodel.py)
         from harness.usermodel import run_model_group
 
-        return run_model_group(cells, art.profile, target, out_dir)
+        return run_model_group(cells, art, target, out_dir)
     from harness.cellrun import prepare_static_cell, static_cell_columns, subject_for, trial_rows
     from harness.trials import measure_interleaved
 

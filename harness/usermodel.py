@@ -99,11 +99,12 @@ def model_cells(profile: Profile) -> list[Cell]:
     return cells
 
 
-def run_model_group(
-    cells: Sequence[Cell], profile: Profile, target: Any, out_dir: Path
-) -> list[Any]:
+def run_model_group(cells: Sequence[Cell], art: Any, target: Any, out_dir: Path) -> list[Any]:
     """Build a runner per model file, measure them interleaved in trials under the
-    group's power mode (``harness.trials``), one ``CellResult`` per cell, in order."""
+    group's power mode (``harness.trials``), one ``CellResult`` per cell, in order.
+
+    ``art`` (``harness.artifacts.Artifacts``) says where each file is read on this
+    machine: its path, or a fleet node's copy shipped by content hash."""
     from harness.cellgroup import failed_result
     from harness.cellrun import cell_measurement_columns, trial_rows
     from harness.devicetiming import window_start
@@ -117,7 +118,8 @@ def run_model_group(
     try:
         for i, cell in enumerate(cells):
             try:
-                built.append((i, *_build(cell, profile, out_dir / "work" / cell.key[:16])))
+                workdir = out_dir / "work" / cell.key[:16]
+                built.append((i, *_build(cell, art, target, workdir)))
             except Exception as exc:  # a model that fails to build must not stop the others
                 results[i] = failed_result(cell, started[i], exc, out_dir)
         if built:
@@ -135,7 +137,7 @@ def run_model_group(
             try:
                 with static_mode(target.power_modes(), cells[0].power_mode):
                     measured = measure_interleaved(
-                        subjects, profile.measure, seed=int(cells[0].key[:8], 16)
+                        subjects, art.profile.measure, seed=int(cells[0].key[:8], 16)
                     )
             except Exception as exc:  # e.g. the power mode could not be set
                 measured = [exc] * len(built)
@@ -158,21 +160,26 @@ def run_model_group(
     return results
 
 
-def _build(cell: Cell, profile: Profile, workdir: Path) -> tuple[Any, list, dict]:
+def _build(cell: Cell, art: Any, target: Any, workdir: Path) -> tuple[Any, list, dict]:
     from targets.onnx_file import example_batches, onnx_file_runner, read_onnx_inputs
 
-    model = next(m for m in profile.models if m.name == cell.backbone)
+    model = next(m for m in art.profile.models if m.name == cell.backbone)
     shapes = dict(model.shapes)
-    inputs, _ = read_onnx_inputs(Path(model.path))
+    path = art.model_file(model)
+    inputs, _ = read_onnx_inputs(path)
     batches = example_batches(inputs, shapes, seed=cell.seed)
     workdir.mkdir(parents=True, exist_ok=True)
+    engines = (
+        target.engines() if cell.runtime == "tensorrt" and hasattr(target, "engines") else None
+    )
     t0 = time.perf_counter()
     runner = onnx_file_runner(
-        cell.target, Path(model.path), shapes, cell.runtime, workdir, example=batches[0]
+        cell.target, path, shapes, cell.runtime, workdir, example=batches[0], engines=engines
     )
     extra = {
         "export_s": time.perf_counter() - t0,
         "model_path": model.path,
+        "model_file": str(path),
         "model_sha256": model.sha256,
         "shapes": {k: list(v) for k, v in shapes.items()},
         "batch": model.batch,

@@ -332,3 +332,31 @@ def test_driver_kill_9_then_resume_finishes_exactly_the_grid(cluster, tmp_path):
         )
     db = sqlite3.connect(store)
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def test_user_onnx_model_is_shipped_by_content_hash_into_the_node_cache(cluster, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    src = tmp_path / "driver-only"
+    src.mkdir()
+    onnx_path = src / "mlp.onnx"
+    torch.onnx.export(
+        net.eval(), (torch.randn(1, 4),), str(onnx_path), input_names=["x"],
+        output_names=["out"], opset_version=17, dynamo=False,
+    )  # fmt: skip
+    (src / "mine.toml").write_text(
+        'name = "mine"\n[[models]]\nname = "mlp"\npath = "mlp.onnx"\n'
+        '[grid]\ntargets = ["cpu"]\nruntimes = ["onnxruntime"]\npower_modes = ["single"]\n'
+        "[measure]\nwarmup_s = 0.0\nmin_duration_s = 0.05\nmin_count = 10\ntrials = 2\n"
+    )
+    profile = load_profile(src / "mine.toml")
+    s = run_fleet_suite(profile, tmp_path / "out", cluster.address, cache_dir=tmp_path / "nc")
+    assert (s.total, s.ok, s.failed) == (1, 1, 0)
+    row = next(iter(_cells(s.store_path).values()))
+    local = tmp_path / "nc" / "artifacts" / "models" / f"{profile.models[0].sha256}.onnx"
+    assert row["extra"]["model_file"] == str(local)  # the node read its own copy
+    assert row["extra"]["model_path"] == str(onnx_path.resolve())  # provenance: the source
+    assert local.read_bytes() == onnx_path.read_bytes()
+    assert not list(local.parent.glob(".tmp-*"))

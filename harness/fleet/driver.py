@@ -12,6 +12,7 @@ live node left are failed the same way, so the suite goes on and ends.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -27,7 +28,13 @@ from harness.dropout import parse_condition
 from harness.fleet.cluster import FleetCluster, connect, parse_spec
 from harness.fleet.progress import FleetProgress
 from harness.fleet.resources import join_command, kind_resource, missing_kinds
-from harness.fleet.shipping import pack_checkpoint, pack_variant, variant_key
+from harness.fleet.shipping import (
+    models_to_wire,
+    pack_checkpoint,
+    pack_model,
+    pack_variant,
+    variant_key,
+)
 from harness.fleet.units import plan_units, result_from_wire
 from harness.fleet.worker import run_unit_task
 from harness.profile_schema import Profile
@@ -98,6 +105,7 @@ def run_fleet_suite(
                 "factory": target_factory_ref,
                 "cache_dir": str(cache_dir) if cache_dir else None,
                 "git_commit": git_commit(),
+                "models": models_to_wire(profile.models),
             }
             return run.run(cells, request)
 
@@ -298,6 +306,12 @@ class _FleetRun:
         refs: dict[str, Any] = {}
         art = self.art
         for cell in unit:
+            if cell.kind == "model":  # the user's ONNX file, by content hash
+                model = next(m for m in self.profile.models if m.name == cell.backbone)
+                key = f"model:{model.sha256}"
+                with contextlib.suppress(OSError, ValueError):  # the node says why
+                    refs[key] = self._put(key, lambda m=model: pack_model(m))
+                continue
             try:
                 ckpt_key, ckpt = art.checkpoint(
                     cell.dataset, cell.backbone, cell.attention, cell.seed
