@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.cellgroup import group_key
 from harness.cells import expand
 from harness.merge import merge_stores
 from harness.profile import load_profile
-from harness.cellgroup import group_key
 from harness.shard import parse_shard, shard_filter, shard_of
 from harness.suite import run_suite
 from sentryfuse.errors import HarnessError
