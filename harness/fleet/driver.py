@@ -12,7 +12,6 @@ live node left are failed the same way, so the suite goes on and ends.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -24,17 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.cells import Cell
-from harness.dropout import parse_condition
 from harness.fleet.cluster import FleetCluster, connect, parse_spec
 from harness.fleet.progress import FleetProgress
 from harness.fleet.resources import join_command, kind_resource, missing_kinds
-from harness.fleet.shipping import (
-    models_to_wire,
-    pack_checkpoint,
-    pack_model,
-    pack_variant,
-    variant_key,
-)
+from harness.fleet.shipping import models_to_wire, unit_packages
 from harness.fleet.units import plan_units, result_from_wire
 from harness.fleet.worker import run_unit_task
 from harness.profile_schema import Profile
@@ -300,38 +292,7 @@ class _FleetRun:
 
     # -- artefacts ------------------------------------------------------------------
     def _packages(self, unit: tuple[Cell, ...]) -> list[Any]:
-        """ObjectRefs of the checkpoints and variants the unit needs, each built and put
-        once. A build that fails here is not shipped: the node meets the same failure and
-        stores it with the same message the single-machine run would."""
-        refs: dict[str, Any] = {}
-        art = self.art
-        for cell in unit:
-            if cell.kind == "model":  # the user's ONNX file, by content hash
-                model = next(m for m in self.profile.models if m.name == cell.backbone)
-                key = f"model:{model.sha256}"
-                with contextlib.suppress(OSError, ValueError):  # the node says why
-                    refs[key] = self._put(key, lambda m=model: pack_model(m))
-                continue
-            try:
-                ckpt_key, ckpt = art.checkpoint(
-                    cell.dataset, cell.backbone, cell.attention, cell.seed
-                )
-            except Exception:
-                continue
-            refs[ckpt_key] = self._put(ckpt_key, lambda k=ckpt_key: pack_checkpoint(art, k))
-            if cell.kind != "static" or cell.method == "dense":
-                continue
-            ds = art.dataset(cell.dataset, cell.seed)
-            present = parse_condition(cell.condition).static_present(ds.modality_names)
-            vkey = variant_key(ckpt_key, cell.base_method, cell.sparsity, present, cell.seed)
-            try:
-                variant = art.variant(
-                    ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed
-                )
-            except Exception:
-                continue
-            refs[vkey] = self._put(vkey, lambda k=vkey, v=variant: pack_variant(k, v))
-        return list(refs.values())
+        return unit_packages(unit, self.art, self._put)
 
     def _put(self, key: str, pack: Callable[[], dict[str, Any]]) -> Any:
         if key not in self.refs:

@@ -15,16 +15,19 @@ derived on the node as on one machine.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.artifacts import Artifacts
+from harness.cells import Cell
 from harness.profile_schema import Profile, UserModel
 
 Files = dict[str, bytes]
@@ -109,6 +112,43 @@ def pack_variant(key: str, variant: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sentryfuse-variant-") as tmp:
         save_variant(variant.model, tmp, meta=meta)
         return {"key": key, "meta": meta, "files": read_dir(Path(tmp))}
+
+
+def unit_packages(
+    unit: Sequence[Cell], art: Artifacts, put: Callable[[str, Callable[[], Any]], Any]
+) -> list[Any]:
+    """What ``unit`` needs shipped — its checkpoints, pruned variants and ONNX files —
+    each built on the driver and handed to ``put(key, pack)`` (which puts each key into
+    the object store once). A build that fails here is not shipped: the node meets the
+    same failure and stores it with the same message the single-machine run would."""
+    from harness.dropout import parse_condition
+
+    refs: dict[str, Any] = {}
+    for cell in unit:
+        if cell.kind == "model":  # the user's ONNX file, by content hash
+            model = next(m for m in art.profile.models if m.name == cell.backbone)
+            key = f"model:{model.sha256}"
+            with contextlib.suppress(OSError, ValueError):  # the node says why
+                refs[key] = put(key, lambda m=model: pack_model(m))
+            continue
+        try:
+            ckpt_key, ckpt = art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)
+        except Exception:
+            continue
+        refs[ckpt_key] = put(ckpt_key, lambda k=ckpt_key: pack_checkpoint(art, k))
+        if cell.kind != "static" or cell.method == "dense":
+            continue
+        ds = art.dataset(cell.dataset, cell.seed)
+        present = parse_condition(cell.condition).static_present(ds.modality_names)
+        vkey = variant_key(ckpt_key, cell.base_method, cell.sparsity, present, cell.seed)
+        try:
+            variant = art.variant(
+                ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed
+            )
+        except Exception:
+            continue
+        refs[vkey] = put(vkey, lambda k=vkey, v=variant: pack_variant(k, v))
+    return list(refs.values())
 
 
 class ShippedArtifacts(Artifacts):
