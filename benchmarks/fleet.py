@@ -171,14 +171,13 @@ def _plain_process(ckpt: str, trials: int, dur: float) -> list[float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _settle_after_shutdown(timeout_s: float = 20.0) -> None:
-    """Wait until the cluster's processes have exited (they carry this driver's mark),
-    then a second more: (a) must not run beside a dying raylet."""
+def _settle_after_shutdown(session_dir: str, timeout_s: float = 20.0) -> None:
+    """Wait until the cluster's processes have exited (none has a file open in its
+    session directory), then a second more: (a) must not run beside a dying raylet."""
     from harness.fleet import orphans
 
-    mark = orphans.owner_mark()
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and mark in orphans.marked_processes().values():
+    while time.monotonic() < deadline and orphans.processes_in(session_dir):
         time.sleep(0.2)
     time.sleep(1.0)
 
@@ -196,7 +195,7 @@ def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
     for r in range(rounds):
         a_first = r % 2 == 0
         a = _plain_process(ckpt, trials, dur) if a_first else None
-        with connect("local:1"):
+        with connect("local:1") as cluster:
             import ray
 
             time.sleep(2.0)  # let the node settle into its idle heartbeat
@@ -206,7 +205,7 @@ def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
             )
             c = ray.get(task.remote(ckpt, trials, dur))
-        _settle_after_shutdown()
+        _settle_after_shutdown(cluster.session_dir)
         if a is None:
             a = _plain_process(ckpt, trials, dur)
         med = [statistics.median(x) for x in (a, b, c)]
