@@ -13,6 +13,8 @@ tiny model, torch, batch 1) measured by the harness's trial loop in a fresh proc
 it, (c) inside a Ray worker on that node. Rounds alternate the order; per round the
 ratios b/a and c/a of the median trial p50 are taken, and the table quotes their median
 with a distribution-free interval over rounds (``harness.intervals.median_interval``).
+(a) always runs next to a cluster's teardown (before this round's or after it), so the
+script waits until the cluster's processes have exited before it.
 
 The machine has 2 cores and is shared: figures are ratios within one run.
 """
@@ -169,8 +171,20 @@ def _plain_process(ckpt: str, trials: int, dur: float) -> list[float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _settle_after_shutdown(session_dir: str, timeout_s: float = 20.0) -> None:
+    """Wait until the cluster's processes have exited (none has a file open in its
+    session directory), then a second more: (a) must not run beside a dying raylet."""
+    from harness.fleet import orphans
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and orphans.processes_in(session_dir):
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
 def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
     from harness.fleet.cluster import connect
+    from harness.fleet.driver import UNIT_TASK_OPTIONS
     from harness.intervals import median_interval
 
     profile = _write_profile(out)
@@ -181,16 +195,17 @@ def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
     for r in range(rounds):
         a_first = r % 2 == 0
         a = _plain_process(ckpt, trials, dur) if a_first else None
-        with connect("local:1"):
+        with connect("local:1") as cluster:
             import ray
 
             time.sleep(2.0)  # let the node settle into its idle heartbeat
             b = _plain_process(ckpt, trials, dur)
-            task = ray.remote(num_cpus=0)(_measure_cell).options(
+            task = ray.remote(**UNIT_TASK_OPTIONS)(_measure_cell).options(
                 resources={"sentryfuse/cpu": 1},
                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
             )
             c = ray.get(task.remote(ckpt, trials, dur))
+        _settle_after_shutdown(cluster.session_dir)
         if a is None:
             a = _plain_process(ckpt, trials, dur)
         med = [statistics.median(x) for x in (a, b, c)]
@@ -198,6 +213,8 @@ def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
         ratios_c.append(med[2] / med[0])
         raw.append({"no_agent": a, "agent_idle_beside": b, "inside_worker": c})
         print(f"round {r}: p50 ms a={med[0]:.4f} b={med[1]:.4f} c={med[2]:.4f}", flush=True)
+        with (out / "agent-rounds.jsonl").open("a") as f:  # kept even if interrupted
+            f.write(json.dumps({"round": r, "p50_ms": med, **raw[-1]}) + "\n")
     rows = [
         "| condition | p50 ratio vs no agent (median) | interval over rounds |",
         "|---|---|---|",

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.profile_schema import Profile, canonical_json, sha256_hex
+from harness.profile_schema import Profile, UserModel, canonical_json, sha256_hex
 
 
 class Artifacts:
@@ -31,6 +31,10 @@ class Artifacts:
         self._variants: dict[tuple, Any] = {}
         self._failures: dict[Any, BaseException] = {}
         self.trained_s = 0.0  # wall seconds spent training so far (progress learns from it)
+
+    def model_file(self, model: UserModel) -> Path:
+        """Where this machine reads a ``[[models]]`` ONNX file (a fleet node: its cache)."""
+        return Path(model.path)
 
     def dataset(self, name: str, seed: int) -> Any:
         """The dataset sliced by the profile's eval limits (cached per name and seed)."""

@@ -105,7 +105,7 @@ def _run_group(
     if cells and cells[0].kind == "model":  # user ONNX files (harness/usermodel.py)
         from harness.usermodel import run_model_group
 
-        return run_model_group(cells, art.profile, target, out_dir, timing)
+        return run_model_group(cells, art, target, out_dir, timing)
     from harness.cellrun import prepare_static_cell, subject_for
 
     started = [utc_now() for _ in cells]

@@ -34,4 +34,8 @@ def window_start(target: Any, runner: Any) -> Callable[[], None]:
 def device_extra(runner: Any) -> dict[str, Any]:
     """``{"device_timings_ms": {kind: {n, mean, min, p50, p90, p99, max}}}`` or ``{}``."""
     timings = getattr(runner, "device_timings_ms", dict)()
-    return {"device_timings_ms": summarize(timings)} if timings else {}
+    out: dict[str, Any] = {"device_timings_ms": summarize(timings)} if timings else {}
+    engine = getattr(runner, "engine_cache", None)
+    if engine:  # a TensorRT engine: its cache key, and whether this device had built it
+        out["engine"] = engine
+    return out

@@ -28,6 +28,7 @@ from harness.profile_schema import (
     ReplayEvent,
     ReplaySettings,
     TrainSettings,
+    UserModel,
 )
 from harness.reader import Section, check_name, fail
 from sentryfuse.errors import ProfileError, SentryFuseError
@@ -59,13 +60,21 @@ def load_profile(path: str | Path, *, target_factory: TargetFactory | None = Non
     )
 
 
-def parse_profile(raw: dict[str, Any], file: str, *, target_factory: TargetFactory) -> Profile:
+def parse_profile(
+    raw: dict[str, Any],
+    file: str,
+    *,
+    target_factory: TargetFactory,
+    models: tuple[UserModel, ...] | None = None,
+) -> Profile:
+    """``models``: the ``[[models]]`` entries as the driver parsed them, for a fleet node
+    that has the files by content hash in its cache, not at the driver's paths."""
     top = Section(file, "", raw, allowed=_TOP_KEYS + _SECTIONS)
     name = top.str("name", default=Path(file).stem)
     description = top.str("description", default="")
     dense_baseline = top.bool("dense_baseline", default=True)
     if "models" in top.unread():  # a suite of the user's own ONNX files (harness/usermodel.py)
-        return _models_profile(top, file, name, description, target_factory)
+        return _models_profile(top, file, name, description, target_factory, models)
     grid = _grid(top.section("grid", required=True), target_factory)
     measure = _measure(top.section("measure"))
     train = _train(top.section("train"))
@@ -80,11 +89,17 @@ def parse_profile(raw: dict[str, Any], file: str, *, target_factory: TargetFacto
 
 
 def _models_profile(
-    top: Section, file: str, name: str, description: str, target_factory: TargetFactory
+    top: Section,
+    file: str,
+    name: str,
+    description: str,
+    target_factory: TargetFactory,
+    given: tuple[UserModel, ...] | None,
 ) -> Profile:
     from harness.usermodel import parse_model_grid, parse_models
 
-    models = parse_models(top.tables("models"), Path(file).parent)
+    tables = top.tables("models")
+    models = given if given is not None else parse_models(tables, Path(file).parent)
     grid = parse_model_grid(top.section("grid", required=True), target_factory)
     measure = _measure(top.section("measure"))
     top.done()

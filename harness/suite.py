@@ -79,6 +79,18 @@ def preflight(
     return cells, targets, art
 
 
+ENGINES_DIR = "engines"
+
+
+def use_engine_cache(target: Any, root: Path) -> None:
+    """Engines this device builds go to ``root`` (``OUT/engines``, or a fleet node's
+    cache), keyed by their ONNX content and the device, so a second cell of the same
+    variant and a ``--resume`` reuse them (``targets.engine_cache``). A target that
+    already has a cache directory keeps it."""
+    if target is not None and getattr(target, "engine_cache_dir", False) is None:
+        target.engine_cache_dir = root
+
+
 def run_suite(
     profile: Profile,
     out_dir: Path,
@@ -94,6 +106,8 @@ def run_suite(
     factory = target_factory or registry.default_target_factory
     cells, targets, art = preflight(profile, out_dir, resume=resume, target_factory=factory)
     cells = select(cells) if select else cells
+    for target in targets.values():
+        use_engine_cache(target, out_dir / ENGINES_DIR)
     store_path = out_dir / STORE_NAME
     fingerprints = {name: t.fingerprint() for name, t in targets.items()}
     failures: list[tuple[str, str]] = []

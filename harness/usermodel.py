@@ -104,14 +104,17 @@ def model_cells(profile: Profile) -> list[Cell]:
 
 def run_model_group(
     cells: Sequence[Cell],
-    profile: Profile,
+    art: Any,
     target: Any,
     out_dir: Path,
     timing: Timing | None = None,
 ) -> list[Any]:
     """Build a runner per model file, measure them interleaved in trials under the
     group's power mode (``harness.cellgroup.measure_group``), one ``CellResult`` per
-    cell, in order; ``timing`` gets what the builds and the rounds took."""
+    cell, in order; ``timing`` gets what the builds and the rounds took.
+
+    ``art`` (``harness.artifacts.Artifacts``) says where each file is read on this
+    machine: its path, or a fleet node's copy shipped by content hash."""
     from harness.cellgroup import failed_result, measure_group
     from harness.cellrun import cell_measurement_columns
     from harness.devicetiming import window_start
@@ -127,7 +130,8 @@ def run_model_group(
         for i, cell in enumerate(cells):
             t0 = time.monotonic()
             try:
-                built.append((i, *_build(cell, profile, out_dir / "work" / cell.key[:16])))
+                workdir = out_dir / "work" / cell.key[:16]
+                built.append((i, *_build(cell, art, target, workdir)))
                 timing.export_s.append(built[-1][3]["export_s"])
             except Exception as exc:  # a model that fails to build must not stop the others
                 results[i] = failed_result(cell, started[i], exc, out_dir)
@@ -149,7 +153,7 @@ def run_model_group(
             for i, runner, batches, extra in built
         ]
         results.update(
-            measure_group(cells, started, subjects, profile.measure, target, out_dir, timing)
+            measure_group(cells, started, subjects, art.profile.measure, target, out_dir, timing)
         )
     finally:
         for _, runner, _, _ in built:
@@ -161,21 +165,26 @@ def _columns_of(runner: Any, extra: dict, measurement_columns: Any) -> Any:
     return lambda m: _columns(m, runner, extra, measurement_columns)
 
 
-def _build(cell: Cell, profile: Profile, workdir: Path) -> tuple[Any, list, dict]:
+def _build(cell: Cell, art: Any, target: Any, workdir: Path) -> tuple[Any, list, dict]:
     from targets.onnx_file import example_batches, onnx_file_runner, read_onnx_inputs
 
-    model = next(m for m in profile.models if m.name == cell.backbone)
+    model = next(m for m in art.profile.models if m.name == cell.backbone)
     shapes = dict(model.shapes)
-    inputs, _ = read_onnx_inputs(Path(model.path))
+    path = art.model_file(model)
+    inputs, _ = read_onnx_inputs(path)
     batches = example_batches(inputs, shapes, seed=cell.seed)
     workdir.mkdir(parents=True, exist_ok=True)
+    engines = (
+        target.engines() if cell.runtime == "tensorrt" and hasattr(target, "engines") else None
+    )
     t0 = time.perf_counter()
     runner = onnx_file_runner(
-        cell.target, Path(model.path), shapes, cell.runtime, workdir, example=batches[0]
+        cell.target, path, shapes, cell.runtime, workdir, example=batches[0], engines=engines
     )
     extra = {
         "export_s": time.perf_counter() - t0,
         "model_path": model.path,
+        "model_file": str(path),
         "model_sha256": model.sha256,
         "shapes": {k: list(v) for k, v in shapes.items()},
         "batch": model.batch,

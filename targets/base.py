@@ -13,11 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from sentryfuse.errors import PowerModeError, unknown_name
+
+if TYPE_CHECKING:
+    from targets.engine_cache import EngineCache
 
 EnergySource = Literal["measured", "estimated"]
 
@@ -156,6 +159,10 @@ class EnergyWindow:
 
 class Target(ABC):
     name: str
+    # Where engines built on this device are kept (``targets.engine_cache``); the harness
+    # sets it (``OUT/engines`` on one machine, the node's cache in a fleet). None: no
+    # cache, every export builds its own.
+    engine_cache_dir: Path | None = None
 
     @abstractmethod
     def availability(self) -> Availability: ...
@@ -186,6 +193,14 @@ class Target(ABC):
 
     @abstractmethod
     def energy_sensor(self) -> EnergySensor: ...
+
+    def engines(self) -> EngineCache | None:
+        """This device's engine cache, keyed by its fingerprint (None without a dir)."""
+        if self.engine_cache_dir is None:
+            return None
+        from targets.engine_cache import EngineCache
+
+        return EngineCache(self.engine_cache_dir, self.fingerprint())
 
     def reset_memory_peak(self) -> None:  # noqa: B027 - optional hook
         """Start a new peak-memory window (no-op where the device cannot)."""

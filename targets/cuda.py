@@ -3,6 +3,7 @@ NVML power and energy."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from targets.base import Availability, EnergySensor, MemoryReading, Runner, Targ
 from targets.cpu_runners import TorchRunner
 from targets.cuda_buffers import TorchBuffers, pycuda_device_count
 from targets.device_timing import DeviceTimings
+from targets.engine_cache import EngineCache
 from targets.export import (
     check_parity,
     export_onnx,
@@ -118,8 +120,12 @@ def export_cuda(
     workdir: Path,
     max_batch: int | None = None,
     ort_providers: Callable[[], Sequence[str]] | None = None,
+    engines: EngineCache | None = None,
 ) -> Runner:
     """A GPU runner (torch or TensorRT) checked against CPU torch before returning.
+
+    A TensorRT engine comes from ``engines`` (this device's cache) when it was built here
+    before for the same export (``targets.engine_cache``).
 
     TensorRT needs no CUDA torch: the ONNX export runs on CPU torch and the engine's
     buffers come from pycuda where torch has no CUDA (``targets.cuda_buffers``)."""
@@ -136,15 +142,15 @@ def export_cuda(
             raise TargetError(
                 "runtime 'tensorrt' needs TensorRT: pip install 'sentryfuse-bench[tensorrt]'"
             )
-        from targets.tensorrt_engine import TensorRTRunner, build_engine
+        from targets.tensorrt_engine import engine_runner
 
         onnx_path = Path(workdir) / "model.onnx"
         export_onnx(model, example_inputs, onnx_path)
         shapes = {m: example_inputs[m].shape for m in order}
         batch = next(iter(shapes.values()))[0]
-        engine = build_engine(onnx_path, shapes, max_batch or max(batch, 64))
-        (Path(workdir) / "model.engine").write_bytes(engine)
-        runner = TensorRTRunner(engine, order)
+        runner = engine_runner(
+            onnx_path, shapes, max_batch or max(batch, 64), order, Path(workdir), engines=engines
+        )
     elif runtime == "onnxruntime":
         from targets.ort_runner import CUDA_PROVIDERS, OrtRunner
         from targets.preference import ort_provider_availability
@@ -224,6 +230,9 @@ class CudaTarget(Target):
             out["gpu"] = name.decode() if isinstance(name, bytes) else name
             driver = nvml.nvmlSystemGetDriverVersion()
             out["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+            with contextlib.suppress(Exception):  # an engine is bound to it (engine_cache)
+                major, minor = nvml.nvmlDeviceGetCudaComputeCapability(ref.handle)
+                out["compute_capability"] = f"{major}.{minor}"
             out.update(gpu_uuid=ref.uuid, gpu_pci_bus_id=ref.pci_bus_id, nvml_device=ref.how)
         except SentryFuseError as exc:
             out["driver"] = f"unknown ({exc})"
@@ -238,8 +247,9 @@ class CudaTarget(Target):
         if runtime not in CUDA_RUNTIMES:
             raise TargetError(unknown_name("cuda runtime", runtime, CUDA_RUNTIMES))
         return export_cuda(
-            model, example_inputs, runtime, Path(workdir), ort_providers=self.ort_providers
-        )
+            model, example_inputs, runtime, Path(workdir), ort_providers=self.ort_providers,
+            engines=self.engines() if runtime == "tensorrt" else None,
+        )  # fmt: skip
 
     def power_modes(self) -> NvmlPowerModes:
         return self._power

@@ -145,7 +145,8 @@ class JetsonTarget(Target):
             raise TargetError(f"target 'jetson' is not available here: {avail.reason}")
         from targets.cuda import export_cuda
 
-        return export_cuda(model, example_inputs, runtime, Path(workdir))
+        engines = self.engines() if runtime == "tensorrt" else None
+        return export_cuda(model, example_inputs, runtime, Path(workdir), engines=engines)
 
     def power_modes(self) -> NvpmodelPowerModes | JtopPowerModes:
         """One controller per target (it tracks the clocks it locked), chosen once."""

@@ -20,6 +20,7 @@ import numpy as np
 from sentryfuse.errors import TargetError, unknown_name
 from targets.base import Runner
 from targets.device_timing import DeviceTimings
+from targets.engine_cache import EngineCache
 
 ONNX_FILE_RUNTIMES = {
     "cpu": ("onnxruntime",),
@@ -143,8 +144,10 @@ def onnx_file_runner(
     runtime: str,
     workdir: Path,
     example: Mapping[str, np.ndarray] | None = None,
+    engines: EngineCache | None = None,
 ) -> Runner:
-    """A runner for ``path`` on ``target`` with ``runtime`` (see ``ONNX_FILE_RUNTIMES``)."""
+    """A runner for ``path`` on ``target`` with ``runtime`` (see ``ONNX_FILE_RUNTIMES``);
+    a TensorRT engine comes from ``engines`` when this device built it before."""
     valid = ONNX_FILE_RUNTIMES.get(target, ())
     if runtime not in valid:
         raise TargetError(
@@ -167,12 +170,12 @@ def onnx_file_runner(
         if target == "cpu":
             return OnnxFileRunner(Path(path), order, weights, providers=providers)
         return OrtDeviceRunner(Path(path), order, weights, providers=providers, device="cuda")
-    from targets.tensorrt_engine import TensorRTRunner, build_engine
+    from targets.tensorrt_engine import engine_runner
 
-    engine = build_engine(Path(path), shapes, max(s[0] for s in shapes.values()), exact_shapes=True)
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    (Path(workdir) / "model.engine").write_bytes(engine)
-    runner = TensorRTRunner(engine, order)
+    max_batch = max(s[0] for s in shapes.values())
+    runner = engine_runner(
+        Path(path), shapes, max_batch, order, Path(workdir), engines=engines, exact_shapes=True
+    )
     if example is not None:
         _check_against_ort(runner, Path(path), order, example)
     return runner

@@ -19,6 +19,7 @@ from sentryfuse.errors import TargetError
 from targets.base import Runner
 from targets.cuda_buffers import DeviceArray, DeviceBuffers, HostArray, choose_buffers
 from targets.device_timing import DeviceTimings
+from targets.engine_cache import EngineCache
 
 
 def trt_major(trt: Any) -> int:
@@ -87,6 +88,46 @@ def build_engine(
     return bytes(serialized)
 
 
+def engine_runner(
+    onnx_path: Path,
+    shapes: Mapping[str, Sequence[int]],
+    max_batch: int,
+    order: tuple[str, ...],
+    workdir: Path,
+    *,
+    engines: EngineCache | None = None,
+    exact_shapes: bool = False,
+    trt: Any | None = None,
+    buffers: DeviceBuffers | None = None,
+) -> TensorRTRunner:
+    """The engine for ``onnx_path`` — from ``engines`` when this device built it before,
+    else built here — opened as a runner; also written to ``workdir/model.engine``.
+
+    ``runner.engine_cache`` says which (``{"key", "reused"}``; None without a cache)."""
+    options = {
+        "shapes": {k: [int(d) for d in v] for k, v in shapes.items()},
+        "max_batch": int(max_batch),
+        "exact_shapes": exact_shapes,
+        "fp16": False,
+        "workspace_mb": 1024,
+    }
+
+    def build() -> bytes:
+        return build_engine(Path(onnx_path), shapes, max_batch, trt=trt, exact_shapes=exact_shapes)
+
+    info: dict[str, Any] | None = None
+    if engines is None:
+        data = build()
+    else:
+        data, key, reused = engines.engine(Path(onnx_path), options, build)
+        info = {"key": key, "reused": reused}
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    (Path(workdir) / "model.engine").write_bytes(data)
+    runner = TensorRTRunner(data, order, trt=trt, buffers=buffers)
+    runner.engine_cache = info
+    return runner
+
+
 class TensorRTRunner(Runner):
     """``execute_async_v3`` with device buffers from torch (where it has CUDA) or pycuda.
 
@@ -97,6 +138,7 @@ class TensorRTRunner(Runner):
     """
 
     runtime = "tensorrt"
+    engine_cache: dict[str, Any] | None = None  # set by engine_runner
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,71 @@ def test_driver_kill_9_then_resume_finishes_exactly_the_grid(cluster, tmp_path):
         )
     db = sqlite3.connect(store)
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def test_user_onnx_model_is_shipped_by_content_hash_into_the_node_cache(cluster, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    src = tmp_path / "driver-only"
+    src.mkdir()
+    onnx_path = src / "mlp.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            net.eval(), (torch.randn(1, 4),), str(onnx_path), input_names=["x"],
+            output_names=["out"], opset_version=17, dynamo=False,
+        )  # fmt: skip
+    (src / "mine.toml").write_text(
+        'name = "mine"\n[[models]]\nname = "mlp"\npath = "mlp.onnx"\n'
+        '[grid]\ntargets = ["cpu"]\nruntimes = ["onnxruntime"]\npower_modes = ["single"]\n'
+        "[measure]\nwarmup_s = 0.0\nmin_duration_s = 0.05\nmin_count = 10\ntrials = 2\n"
+    )
+    profile = load_profile(src / "mine.toml")
+    s = run_fleet_suite(profile, tmp_path / "out", cluster.address, cache_dir=tmp_path / "nc")
+    assert (s.total, s.ok, s.failed) == (1, 1, 0)
+    row = next(iter(_cells(s.store_path).values()))
+    local = tmp_path / "nc" / "artifacts" / "models" / f"{profile.models[0].sha256}.onnx"
+    assert row["extra"]["model_file"] == str(local)  # the node read its own copy
+    assert row["extra"]["model_path"] == str(onnx_path.resolve())  # provenance: the source
+    assert local.read_bytes() == onnx_path.read_bytes()
+    assert not list(local.parent.glob(".tmp-*"))
+
+
+def test_tensorrt_engines_are_built_on_the_device_once_and_reused(cluster, tmp_path):
+    """Fake TensorRT on a simulated GPU node (``fleet_targets``): two power-mode groups
+    measure the same variants, so the second group reuses every engine, and a later run
+    on the same device (as a ``--resume`` would) builds none."""
+    node = add_device(cluster, "cuda", "gpu-02")
+    try:
+        path = _profile(
+            tmp_path, ["cuda"], runtimes='["tensorrt"]', power_modes='["max", "single"]'
+        )
+        profile = load_profile(path, target_factory=fleet_targets.factory)
+        cache = tmp_path / "nc"
+        s = run_fleet_suite(
+            profile, tmp_path / "out", cluster.address, target_factory_ref=FACTORY, cache_dir=cache
+        )
+        assert (s.total, s.ok, s.failed) == (8, 8, 0)
+        rows = sorted(_cells(s.store_path).values(), key=lambda r: r["started_at"])
+        by_key: dict[str, list[bool]] = {}
+        for r in rows:
+            by_key.setdefault(r["extra"]["engine"]["key"], []).append(
+                r["extra"]["engine"]["reused"]
+            )
+        assert all(flags == [False, True] for flags in by_key.values()), by_key
+        log = cache / "engines" / fleet_targets.BUILD_LOG
+        assert len(log.read_text().splitlines()) == len(by_key)  # one build per engine key
+        (tmp_path / "again" / "checkpoints").mkdir(parents=True)
+        for ck in (tmp_path / "out" / "checkpoints").iterdir():  # reuse, do not retrain
+            os.symlink(ck, tmp_path / "again" / "checkpoints" / ck.name)
+        again = run_fleet_suite(
+            profile, tmp_path / "again", cluster.address, target_factory_ref=FACTORY,
+            cache_dir=cache,
+        )  # fmt: skip
+        assert again.ok == 8
+        assert all(r["extra"]["engine"]["reused"] for r in _cells(again.store_path).values())
+        assert len(log.read_text().splitlines()) == len(by_key)
+    finally:
+        cluster.remove_node(node)

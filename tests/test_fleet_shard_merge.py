@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.cellgroup import group_key
 from harness.cells import expand
 from harness.merge import merge_stores
 from harness.profile import load_profile
-from harness.shard import parse_shard, shard_filter
+from harness.shard import parse_shard, shard_filter, shard_of
 from harness.suite import run_suite
 from sentryfuse.errors import HarnessError
 
@@ -28,7 +29,7 @@ sparsities = [0.5]
 conditions = ["all", "drop:a", "drop:b", "drop:c"]
 targets = ["cpu"]
 runtimes = ["torch"]
-power_modes = ["max"]
+power_modes = ["max", "single"]
 seeds = [0]
 [train]
 epochs = 1
@@ -63,7 +64,8 @@ def _rows(store: Path, sql: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    """Both shards of an 8-cell suite, run for real (the checkpoint trained once)."""
+    """Both shards of a 16-cell suite of two cell groups, run for real (the checkpoint
+    trained once); the two groups fall in different shards of 2."""
     tmp = tmp_path_factory.mktemp("shards")
     profile = load_profile(_profile(tmp, "p"))
     outs = []
@@ -79,11 +81,17 @@ def shards(tmp_path_factory):
     return tmp, profile, outs
 
 
-def test_shards_partition_the_suite_by_content_hash(tmp_path):
+def test_shards_partition_the_suite_by_cell_group(tmp_path):
     cells = expand(load_profile(_profile(tmp_path, "p")))
     parts = [shard_filter(f"{i}/3")(cells) for i in (1, 2, 3)]
     keys = [c.key for part in parts for c in part]
     assert sorted(keys) == sorted(c.key for c in cells)  # disjoint and complete
+    # a group's cells (compared with each other, interleaved) stay on one machine
+    for n in (2, 3, 5):
+        shard_by_group: dict[tuple, set[int]] = {}
+        for c in cells:
+            shard_by_group.setdefault(group_key(c), set()).add(shard_of(c, n))
+        assert len(shard_by_group) == 2 and all(len(v) == 1 for v in shard_by_group.values())
     # a cell's shard depends on the cell alone: a bigger suite keeps it in its shard
     assert [c.key for c in shard_filter("2/3")(cells[:3])] == [
         c.key for c in parts[1] if c in cells[:3]

@@ -85,3 +85,22 @@ def test_tensorrt_with_pycuda_buffers_beside_torch(tmp_path):
     t = runner.device_timings_ms()
     assert t["compute_ms"] and t["h2d_ms"] and t["d2h_ms"]
     print("tensorrt/pycuda timings (ms):", {k: float(np.median(v)) for k, v in t.items()})
+
+
+@pytest.mark.cuda
+@pytest.mark.tensorrt
+@pytest.mark.skipif(
+    not (CUDA.ok and HAS_TRT and HAS_NVML), reason="needs CUDA, TensorRT and pynvml"
+)
+def test_tensorrt_engine_is_cached_per_device_and_reused(tmp_path):
+    """A second export of the same model on this GPU reuses the engine built first."""
+    target = get_target("cuda")
+    target.engine_cache_dir = tmp_path / "engines"
+    assert target.fingerprint().get("compute_capability")  # an engine is bound to it
+    torch.manual_seed(0)
+    model = Net().eval()
+    first = target.export(model, example(), "tensorrt", tmp_path / "w1")
+    second = target.export(model, example(), "tensorrt", tmp_path / "w2")
+    assert first.engine_cache["reused"] is False and second.engine_cache["reused"] is True
+    assert first.engine_cache["key"] == second.engine_cache["key"]
+    assert len(list((tmp_path / "engines").glob("*.engine"))) == 1

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shard",
         metavar="I/N",
         default=None,
-        help="run only shard I of N (cells split by content hash); join with `sentryfuse merge`",
+        help="run only shard I of N (cell groups split by key hash); join with `sentryfuse merge`",
     )
 
 

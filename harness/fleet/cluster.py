@@ -17,8 +17,10 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
+from harness.fleet import orphans
 from harness.fleet.resources import devices_by_kind, node_resources
 from sentryfuse.errors import HarnessError
 
@@ -34,6 +36,8 @@ class FleetCluster:
     address: str
     local: Any = None  # ray.cluster_utils.Cluster when we started it
     local_devices: list[str] = field(default_factory=list)
+    session_dir: str | None = None  # a local cluster's Ray session directory
+    record: Path | None = None  # its ownership record (harness.fleet.orphans)
 
     def resources(self) -> dict[str, float]:
         import ray
@@ -114,12 +118,21 @@ def _init(ray: Any, address: str, loopback: bool) -> None:
     )
 
 
-def start_local(n_devices: int) -> FleetCluster:
-    """Head plus nodes, each one simulated CPU device ``local-<i>``, all on 127.0.0.1."""
+def start_local(n_devices: int, stream: TextIO | None = None) -> FleetCluster:
+    """Head plus nodes, each one simulated CPU device ``local-<i>``, all on 127.0.0.1.
+
+    First stops what an earlier ``local:N`` whose driver was killed left behind; the
+    cluster is recorded as this driver's until it is stopped (``harness.fleet.orphans``)."""
     keep_ray_on_loopback()
     _ray()
     from ray.cluster_utils import Cluster
 
+    stopped = orphans.sweep()
+    if stopped:
+        print(
+            f"stopped {len(stopped)} Ray processes left by a killed --cluster local:N driver",
+            file=stream or sys.stderr,
+        )
     devices = [f"local-{i + 1}" for i in range(n_devices)]
     common = {"node_ip_address": LOOPBACK, "num_cpus": 1}
     local = Cluster(
@@ -132,14 +145,23 @@ def start_local(n_devices: int) -> FleetCluster:
             "resources": node_resources("cpu", devices[0]),
         },
     )
+    session_dir = local.head_node.get_session_dir_path()
+    mine = orphans.record(session_dir)
     try:
         for device in devices[1:]:
             local.add_node(**common, resources=node_resources("cpu", device))
         local.wait_for_nodes()
     except BaseException:
-        local.shutdown()
+        stop_local(local, mine)
         raise
-    return FleetCluster(local.address, local, devices)
+    return FleetCluster(local.address, local, devices, session_dir, mine)
+
+
+def stop_local(local: Any, record: Path | None) -> None:
+    """Stop the cluster we started, then drop its record (nothing is left to sweep)."""
+    local.shutdown()
+    if record is not None:
+        record.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -162,4 +184,4 @@ def connect(spec: str) -> Iterator[FleetCluster]:
         with contextlib.suppress(Exception):
             ray.shutdown()
         if cluster.local is not None:
-            cluster.local.shutdown()
+            stop_local(cluster.local, cluster.record)

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.cells import Cell
-from harness.dropout import parse_condition
 from harness.fleet.cluster import FleetCluster, connect, parse_spec
 from harness.fleet.progress import FleetProgress
 from harness.fleet.resources import join_command, kind_resource, missing_kinds
-from harness.fleet.shipping import pack_checkpoint, pack_variant, variant_key
+from harness.fleet.shipping import models_to_wire, unit_packages
 from harness.fleet.units import plan_units, result_from_wire
 from harness.fleet.worker import run_unit_task
 from harness.profile_schema import Profile
@@ -41,6 +40,12 @@ _ORPHAN_CHECK_S = 1.0
 # otherwise forces OMP_NUM_THREADS=1 on tasks that ask for no CPU (an empty value is
 # "set" for Ray and "unset" for torch and ONNX Runtime).
 _WHOLE_DEVICE = {"env_vars": {"OMP_NUM_THREADS": ""}}
+# How a unit's task is declared (benchmarks/fleet.py measures the agent's overhead with
+# the same): no CPU claimed (the device resource is the lock), no silent Ray retry (the
+# driver decides), and no task events — otherwise the measuring process's core worker
+# flushes its task's state changes to the GCS every second, its one periodic job we can
+# switch off (see "Quiet devices" in the README's Fleet section).
+UNIT_TASK_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_retries": 0, "enable_task_events": False}
 
 
 class _OnTheCluster:
@@ -92,6 +97,7 @@ def run_fleet_suite(
                 "factory": target_factory_ref,
                 "cache_dir": str(cache_dir) if cache_dir else None,
                 "git_commit": git_commit(),
+                "models": models_to_wire(profile.models),
             }
             return run.run(cells, request)
 
@@ -125,7 +131,7 @@ class _FleetRun:
         self.ray = ray
         self.profile, self.out_dir, self.art = profile, out_dir, art
         self.cluster, self.store, self.stream = cluster, store, stream
-        self.remote = ray.remote(num_cpus=0, max_retries=0)(run_unit_task)
+        self.remote = ray.remote(**UNIT_TASK_OPTIONS)(run_unit_task)
         self.pending: dict[Any, _Job] = {}
         self.refs: dict[str, Any] = {}  # artefact key -> ObjectRef, each put once
         self.ok = 0
@@ -286,32 +292,7 @@ class _FleetRun:
 
     # -- artefacts ------------------------------------------------------------------
     def _packages(self, unit: tuple[Cell, ...]) -> list[Any]:
-        """ObjectRefs of the checkpoints and variants the unit needs, each built and put
-        once. A build that fails here is not shipped: the node meets the same failure and
-        stores it with the same message the single-machine run would."""
-        refs: dict[str, Any] = {}
-        art = self.art
-        for cell in unit:
-            try:
-                ckpt_key, ckpt = art.checkpoint(
-                    cell.dataset, cell.backbone, cell.attention, cell.seed
-                )
-            except Exception:
-                continue
-            refs[ckpt_key] = self._put(ckpt_key, lambda k=ckpt_key: pack_checkpoint(art, k))
-            if cell.kind != "static" or cell.method == "dense":
-                continue
-            ds = art.dataset(cell.dataset, cell.seed)
-            present = parse_condition(cell.condition).static_present(ds.modality_names)
-            vkey = variant_key(ckpt_key, cell.base_method, cell.sparsity, present, cell.seed)
-            try:
-                variant = art.variant(
-                    ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed
-                )
-            except Exception:
-                continue
-            refs[vkey] = self._put(vkey, lambda k=vkey, v=variant: pack_variant(k, v))
-        return list(refs.values())
+        return unit_packages(unit, self.art, self._put)
 
     def _put(self, key: str, pack: Callable[[], dict[str, Any]]) -> Any:
         if key not in self.refs:

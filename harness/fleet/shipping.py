@@ -6,22 +6,29 @@ store as ``{file name: bytes}`` — the same files ``save_variant``/``train`` wr
 on the node by the model code. Never a pickled module of ours: a device node may run a
 different torch build (JetPack), and a pickle would tie the two together and execute
 whatever it holds. On the node, files land in a content-addressed cache so a later run
-reuses them; anything not shipped (a failed build, a replay cell's per-segment variants,
-fine-tuning, which is metered on the device) is derived on the node as on one machine.
+reuses them. A user's ``[[models]]`` ONNX file travels the same way, as its bytes keyed
+by its SHA-256, into ``CACHE/artifacts/models/<sha256>.onnx``, so a node needs no shared
+filesystem and no file at the driver's path; anything not shipped (a failed build, a
+replay cell's per-segment variants, fine-tuning, which is metered on the device) is
+derived on the node as on one machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.artifacts import Artifacts
-from harness.profile_schema import Profile
+from harness.cells import Cell
+from harness.profile_schema import Profile, UserModel
 
 Files = dict[str, bytes]
 
@@ -60,6 +67,32 @@ def variant_key(ckpt_key: str, method: str, sparsity: float, present: Any, seed:
     return json.dumps([ckpt_key, method, sparsity, list(present) if present else None, seed])
 
 
+def models_to_wire(models: tuple[UserModel, ...]) -> list[dict[str, Any]]:
+    """The driver's parsed ``[[models]]`` entries as plain data (the node parses none)."""
+    return [dataclasses.asdict(m) for m in models]
+
+
+def models_from_wire(rows: list[dict[str, Any]]) -> tuple[UserModel, ...]:
+    return tuple(
+        UserModel(
+            r["name"],
+            r["path"],
+            r["sha256"],
+            tuple((k, tuple(int(d) for d in v)) for k, v in r["shapes"]),
+            int(r["batch"]),
+        )  # fmt: skip
+        for r in rows
+    )
+
+
+def pack_model(model: UserModel) -> dict[str, Any]:
+    """A user's ONNX file as bytes, keyed by the content hash the profile recorded."""
+    data = Path(model.path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != model.sha256:
+        raise ValueError(f"{model.path} changed since the profile was read")
+    return {"key": f"model:{model.sha256}", "sha256": model.sha256, "onnx": data}
+
+
 def pack_checkpoint(art: Artifacts, ckpt_key: str) -> dict[str, Any]:
     return {"key": ckpt_key, "files": read_dir(art.out_dir / "checkpoints" / ckpt_key)}
 
@@ -81,6 +114,43 @@ def pack_variant(key: str, variant: Any) -> dict[str, Any]:
         return {"key": key, "meta": meta, "files": read_dir(Path(tmp))}
 
 
+def unit_packages(
+    unit: Sequence[Cell], art: Artifacts, put: Callable[[str, Callable[[], Any]], Any]
+) -> list[Any]:
+    """What ``unit`` needs shipped — its checkpoints, pruned variants and ONNX files —
+    each built on the driver and handed to ``put(key, pack)`` (which puts each key into
+    the object store once). A build that fails here is not shipped: the node meets the
+    same failure and stores it with the same message the single-machine run would."""
+    from harness.dropout import parse_condition
+
+    refs: dict[str, Any] = {}
+    for cell in unit:
+        if cell.kind == "model":  # the user's ONNX file, by content hash
+            model = next(m for m in art.profile.models if m.name == cell.backbone)
+            key = f"model:{model.sha256}"
+            with contextlib.suppress(OSError, ValueError):  # the node says why
+                refs[key] = put(key, lambda m=model: pack_model(m))
+            continue
+        try:
+            ckpt_key, ckpt = art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)
+        except Exception:
+            continue
+        refs[ckpt_key] = put(ckpt_key, lambda k=ckpt_key: pack_checkpoint(art, k))
+        if cell.kind != "static" or cell.method == "dense":
+            continue
+        ds = art.dataset(cell.dataset, cell.seed)
+        present = parse_condition(cell.condition).static_present(ds.modality_names)
+        vkey = variant_key(ckpt_key, cell.base_method, cell.sparsity, present, cell.seed)
+        try:
+            variant = art.variant(
+                ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed
+            )
+        except Exception:
+            continue
+        refs[vkey] = put(vkey, lambda k=vkey, v=variant: pack_variant(k, v))
+    return list(refs.values())
+
+
 class ShippedArtifacts(Artifacts):
     """The node's ``Artifacts``: shipped checkpoints and variants first, else built here."""
 
@@ -90,10 +160,32 @@ class ShippedArtifacts(Artifacts):
 
     def receive(self, packages: list[dict[str, Any]]) -> None:
         for pkg in packages:
-            if "meta" in pkg:
+            if "onnx" in pkg:  # a user's model: node-local, by content hash
+                self._write_model(pkg["sha256"], pkg["onnx"])
+            elif "meta" in pkg:
                 self._shipped_variants.setdefault(pkg["key"], pkg)
             else:  # a checkpoint: where Artifacts looks for it before training
                 write_dir(pkg["files"], self.out_dir / "checkpoints" / pkg["key"])
+
+    def _model_path(self, sha256: str) -> Path:
+        return self.out_dir / "models" / f"{sha256}.onnx"
+
+    def _write_model(self, sha256: str, data: bytes) -> None:
+        final = self._model_path(sha256)
+        if final.is_file():
+            return
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ValueError(f"a shipped model does not hash to {sha256[:12]}")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}-", dir=final.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, final)  # a racing worker of this node writes the same bytes
+
+    def model_file(self, model: UserModel) -> Path:
+        """The node's copy (shipped by content hash); the path itself if none came."""
+        local = self._model_path(model.sha256)
+        return local if local.is_file() else Path(model.path)
 
     def variant(
         self,

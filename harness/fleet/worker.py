@@ -7,8 +7,14 @@ artefacts, and runs the unit with the suite's own runner. It answers with plain 
 the results and who measured them — device id, Ray node id, the node's own target
 fingerprint and its hash, and the node's git commit. Per-process state (profile,
 datasets, loaded checkpoints, target) is kept between tasks, since Ray reuses workers.
-Work directories live under ``CACHE/<fingerprint hash>/`` so anything a runtime builds
-for a device (a TensorRT engine) stays with devices of that fingerprint.
+Work directories live under ``CACHE/<fingerprint hash>/``; TensorRT engines are built
+here, on the device that measures them, into ``CACHE/engines/`` keyed by their ONNX
+content and the device's engine fields (``targets.engine_cache``), so every later cell of
+the same variant on a device like this one reuses them and no other device does.
+
+Quiet while measuring: the task is one synchronous call with no threads of ours; its
+cluster calls (``ray.nodes()`` for the device id, the artefacts' fetch) come before the
+unit's first window, its answer after the last.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from typing import Any
 
 from harness import registry
 from harness.fleet.resources import kind_resource, node_device
-from harness.fleet.shipping import ShippedArtifacts
+from harness.fleet.shipping import ShippedArtifacts, models_from_wire
 from harness.fleet.units import dumps, result_to_wire, run_unit
 from harness.store import CellResult, fingerprint_hash, git_commit, utc_now
+from harness.suite import ENGINES_DIR, use_engine_cache
 
 DEFAULT_CACHE = Path.home() / ".cache" / "sentryfuse" / "fleet"
 _STATE: dict[str, Any] = {}
@@ -44,9 +51,11 @@ def _state(req: dict[str, Any]) -> dict[str, Any]:
         from harness.profile import parse_profile, tomllib
 
         factory = resolve_factory(req.get("factory"))
+        models = models_from_wire(req["models"]) if req.get("models") else None
         profile = parse_profile(
-            tomllib.loads(req["profile_toml"]), req["profile_source"], target_factory=factory
-        )
+            tomllib.loads(req["profile_toml"]), req["profile_source"], target_factory=factory,
+            models=models,  # their files arrive by content hash (shipping.pack_model)
+        )  # fmt: skip
         if profile.profile_hash() != req["profile_hash"]:
             raise RuntimeError(
                 "the profile parsed on this node differs from the driver's: install the "
@@ -98,6 +107,7 @@ def run_unit_task(request_json: str, *packages: dict[str, Any]) -> str:
     name = req["target"]
     target = st["targets"].get(name) or st["factory"](name)
     st["targets"][name] = target
+    use_engine_cache(target, st["cache"] / ENGINES_DIR)  # built here, kept per device
     avail = target.availability() if target is not None else None
     device = _device(name, target, st["git_commit"]) if avail is not None and avail.ok else None
     if device is None:
