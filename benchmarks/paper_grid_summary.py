@@ -25,7 +25,7 @@ def load(path: str) -> pd.DataFrame:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         df = pd.read_sql_query(
             "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
-            " n_eval, params, gflops, latency_ms_p50 FROM cells"
+            " n_eval, params, gflops, latency_ms_p50, target, runtime, power_mode FROM cells"
             " WHERE status = 'ok' AND kind = 'static'",
             db,
         )
@@ -90,7 +90,8 @@ def main(path: str) -> None:
         ),
         include_groups=False,
     )
-    print("\nSentryGate variants vs the unpruned model, same cell (CPU, torch eager, 1 thread):\n")
+    where = ", ".join(sorted({f"{r.target}/{r.runtime}/{r.power_mode}" for r in df.itertuples()}))
+    print(f"\nSentryGate variants vs the unpruned model, same cell ({where}):\n")
     print(markdown_table(agg.round(3).reset_index()))
 
 
