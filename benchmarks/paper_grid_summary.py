@@ -1,6 +1,12 @@
 """Headline numbers of a paper-grid results store (reads only the SQLite store).
 
-    python benchmarks/paper_grid_summary.py runs/paper-grid/results.sqlite
+    python benchmarks/paper_grid_summary.py runs/paper-grid/results.sqlite \
+        [runs/paper-grid-ordinary/results.sqlite]
+
+With a second store (``benchmarks/paper_grid_ordinary.toml``: the same grid, checkpoints
+trained with ``subnet = false``) it also prints the paper's protocol: SentryGate on its
+prunability-trained checkpoint vs the baselines on the ordinary one, paired per cell and
+seed.
 
 Prints Markdown: mean accuracy per method by sparsity and by condition kind, and
 SentryGate's margin over the strongest zero-shot baseline (the baseline with the highest
@@ -51,7 +57,30 @@ def margin(df: pd.DataFrame) -> tuple[str, str, str, float]:
     return m.baseline, f"{m.points:+.1f} {m.interval_text()} ({m.basis})", best_ft, ft_gap
 
 
-def main(path: str) -> None:
+def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
+    """SentryGate from ``df`` against the zero-shot baselines of ``ordinary``."""
+    mixed = pd.concat(
+        [df[df["method"] == "sentrygate"], ordinary[ordinary["method"] != "sentrygate"]]
+    )
+    pruned = mixed[mixed["sparsity"] > 0]
+    print("\nPaper protocol: SentryGate on its checkpoint vs the baselines on ordinary "
+          "(`subnet = false`) checkpoints of the same grid:\n")  # fmt: skip
+    print("| scope | SentryGate | strongest baseline (ordinary ckpt) | margin (points, 95% "
+          "interval) | relative (% of the baseline) | paper |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    paper = {"overall": "+12.7", "all sensors": "", "dropout": "+18"}
+    for scope, sub in [("overall", pruned), *pruned.groupby("scope")]:
+        m = margin_vs_strongest(sub.assign(accuracy_pct=sub["accuracy"]), baselines=ZERO_SHOT)
+        if m is None:
+            print(f"| {scope} | n/a | n/a | n/a | n/a | {paper[scope]} |")
+            continue
+        sg = sub[sub["method"] == "sentrygate"]["accuracy"].mean()
+        base = sub[sub["method"] == m.baseline]["accuracy"].mean()
+        print(f"| {scope} | {sg:.1f} | {m.baseline} | {m.points:+.1f} {m.interval_text()} "
+              f"({m.basis}) | {100 * m.points / base:+.1f}% | {paper[scope]} |")  # fmt: skip
+
+
+def main(path: str, ordinary_path: str | None = None) -> None:
     df = load(path)
     pruned = df[df["sparsity"] > 0]
     print(f"{len(df)} cells from `{path}`\n")
@@ -93,7 +122,12 @@ def main(path: str) -> None:
     where = ", ".join(sorted({f"{r.target}/{r.runtime}/{r.power_mode}" for r in df.itertuples()}))
     print(f"\nSentryGate variants vs the unpruned model, same cell ({where}):\n")
     print(markdown_table(agg.round(3).reset_index()))
+    if ordinary_path:
+        paper_protocol(df, load(ordinary_path))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/paper-grid/results.sqlite")
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "runs/paper-grid/results.sqlite",
+        sys.argv[2] if len(sys.argv) > 2 else None,
+    )
