@@ -48,3 +48,20 @@ def _can_mkdir(parent: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def write_bytes_atomically(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename, so a reader (or
+    a process killed mid-write) never sees a partial file; the temporary file is removed
+    when the write fails."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

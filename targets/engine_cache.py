@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from sentryfuse.outpath import write_bytes_atomically
 
 ENGINE_DEVICE_FIELDS = (
     "target",
@@ -47,19 +47,6 @@ def engine_key(onnx_bytes: bytes, options: Mapping[str, Any], device: Mapping[st
         sort_keys=True, separators=(",", ":"), default=str,
     )  # fmt: skip
     return hashlib.sha256(head.encode()).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class EngineCache:
@@ -90,8 +77,8 @@ class EngineCache:
         self.builds += 1
         self.root.mkdir(parents=True, exist_ok=True)
         meta = {"key": key, "options": dict(options), "device": self.device, "bytes": len(data)}
-        _write_atomic(
+        write_bytes_atomically(
             self.root / f"{key}.json", json.dumps(meta, sort_keys=True, default=str).encode()
         )
-        _write_atomic(path, data)  # last: an engine file present means a complete entry
+        write_bytes_atomically(path, data)  # last: an engine file present means a complete entry
         return data, key, False

@@ -104,7 +104,7 @@ def engine_runner(
     else built here — opened as a runner; also written to ``workdir/model.engine``.
 
     ``runner.engine_cache`` says which (``{"key", "reused"}``; None without a cache)."""
-    options = {
+    options = {  # the engine key and the build read the same options
         "shapes": {k: [int(d) for d in v] for k, v in shapes.items()},
         "max_batch": int(max_batch),
         "exact_shapes": exact_shapes,
@@ -113,7 +113,10 @@ def engine_runner(
     }
 
     def build() -> bytes:
-        return build_engine(Path(onnx_path), shapes, max_batch, trt=trt, exact_shapes=exact_shapes)
+        return build_engine(
+            Path(onnx_path), shapes, max_batch, fp16=options["fp16"],
+            workspace_mb=options["workspace_mb"], trt=trt, exact_shapes=exact_shapes,
+        )  # fmt: skip
 
     info: dict[str, Any] | None = None
     if engines is None:

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sentryfuse.outpath import write_bytes_atomically
+
 PROC = Path("/proc")
 RECORDS = Path(tempfile.gettempdir()) / "sentryfuse-local-clusters"
 _GRACE_S = 2.0
@@ -54,9 +56,7 @@ def record(session_dir: str | Path, records: Path = RECORDS) -> Path:
     records.mkdir(parents=True, exist_ok=True)
     path = records / f"{Path(session_dir).name}.json"
     body = {"owner": owner_mark(), "session_dir": str(session_dir)}
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(body))
-    os.replace(tmp, path)
+    write_bytes_atomically(path, json.dumps(body).encode())
     return path
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from harness.artifacts import Artifacts
 from harness.cells import Cell
 from harness.profile_schema import Profile, UserModel
+from sentryfuse.outpath import write_bytes_atomically
 
 Files = dict[str, bytes]
 
@@ -177,10 +178,7 @@ class ShippedArtifacts(Artifacts):
         if hashlib.sha256(data).hexdigest() != sha256:
             raise ValueError(f"a shipped model does not hash to {sha256[:12]}")
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}-", dir=final.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, final)  # a racing worker of this node writes the same bytes
+        write_bytes_atomically(final, data)  # a racing worker of this node writes the same bytes
 
     def model_file(self, model: UserModel) -> Path:
         """The node's copy (shipped by content hash); the path itself if none came."""
