@@ -243,6 +243,8 @@ def train(
 
     def final_fit() -> None:
         """The scorer's last steps against the current backbone, over every subset."""
+        if cfg.scorer_final_steps <= 0:
+            return
         masks = _subset_masks(len(names)) if len(names) <= 6 else None
         order = gate_rng.permutation(len(split))
         for i in range(cfg.scorer_final_steps):
@@ -254,7 +256,8 @@ def train(
             )
             gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
 
-    freeze_at = cfg.epochs - cfg.subnet_freeze_epochs if subnet is not None else math.inf
+    freezes = subnet is not None and cfg.subnet_freeze_epochs > 0
+    freeze_at = cfg.epochs - cfg.subnet_freeze_epochs if freezes else math.inf
     frozen = False
     step, loss_ema = 0, None
     for epoch in range(cfg.epochs):
@@ -277,7 +280,7 @@ def train(
             sched.step()
             li = loss.item()
             loss_ema = li if loss_ema is None else 0.95 * loss_ema + 0.05 * li
-            if gate is not None and not frozen and cfg.subnet_freeze_epochs and ep >= freeze_at:
+            if gate is not None and not frozen and ep >= freeze_at:
                 final_fit()  # the scorer's last fit, then the deployed ranking trains
                 frozen = True
             if gate is not None and not frozen and step % cfg.saliency_every == 0:
