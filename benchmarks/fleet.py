@@ -224,7 +224,7 @@ def agent(out: Path, rounds: int, trials: int, dur: float) -> None:
         ("cell inside a Ray worker", ratios_c),
     ):
         iv = median_interval(rs)
-        span = f"[{iv.lo:.3f}, {iv.hi:.3f}] ({iv.coverage:.0%})" if iv else "—"
+        span = f"[{iv.lo:.3f}, {iv.hi:.3f}] ({iv.level:.0%})" if iv else "—"
         rows.append(f"| {name} | {statistics.median(rs):.3f} | {span} |")
     print("\n".join(rows))
     (out / "agent.json").write_text(

@@ -189,7 +189,7 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "window_s": window_s,
             "warmup_n": m.warmup_n,
             "fed_modalities": p.fed,
-            "ci_coverage": ci.coverage if ci else None,
+            "ci_coverage": ci.level if ci else None,
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
             **device_extra(p.runner),

@@ -10,18 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from sentryfuse.proportion import wilson_bounds
-
-
-@dataclass(frozen=True)
-class Interval:
-    lo: float
-    hi: float
-    coverage: float  # the interval's exact coverage probability (not always 0.95)
+from sentryfuse.intervals import Interval, wilson
 
 
 def relative_mad(values: Sequence[float]) -> float:
@@ -49,8 +41,8 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> Interv
     [x(k), x(n-k+1)] covers the population median with probability
     1 - 2 P(Binomial(n, 1/2) <= k-1) whatever the distribution, and exactly (no
     resampling, no seed). We take the narrowest k whose coverage reaches ``confidence``.
-    With fewer than 6 trials no k reaches 95%; then it is [min, max] and ``coverage``
-    says what it really is (93.8% at 5 trials, 87.5% at 4). A percentile bootstrap of
+    With fewer than 6 trials no k reaches 95%; then it is [min, max] and ``level``
+    says what its coverage really is (93.8% at 5 trials, 87.5% at 4). A percentile bootstrap of
     the median over 5 trials can only return order statistics too, and claims 95% it
     does not have. None for a single trial.
     """
@@ -64,7 +56,8 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> Interv
         if cov < confidence:
             break
         best_k, best_cov = k, cov
-    return Interval(float(arr[best_k - 1]), float(arr[n - best_k]), best_cov)
+    median = float(np.median(arr))
+    return Interval(median, float(arr[best_k - 1]), float(arr[n - best_k]), best_cov)
 
 
 def _coverage(n: int, k: int) -> float:
@@ -73,7 +66,7 @@ def _coverage(n: int, k: int) -> float:
 
 
 def wilson_interval(successes: int, n: int) -> Interval | None:
-    """Wilson 95% interval of accuracy over ``n`` test samples (sentryfuse.proportion)."""
+    """Wilson 95% interval of accuracy over ``n`` test samples (sentryfuse.intervals)."""
     if n <= 0:
         return None
-    return Interval(*wilson_bounds(successes / n, n), 0.95)
+    return wilson(successes / n, n)

@@ -20,29 +20,18 @@ Why these and not a bootstrap everywhere:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
 
-from sentryfuse.proportion import wilson_bounds
+from sentryfuse.intervals import Interval, wilson
 
 EXACT_MAX = 30  # exact Mann–Whitney null distribution up to this many per side
 # Two-sided 95% Student t quantiles, df 1..30; larger df use the Cornish-Fisher expansion.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
          2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
          2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with a two-sided interval at ``level``."""
-
-    point: float
-    lo: float
-    hi: float
-    level: float = 0.95
 
 
 @lru_cache(maxsize=512)
@@ -155,11 +144,6 @@ def t_interval(values: np.ndarray) -> Interval | None:
     mean = float(v.mean())
     half = t_quantile_975(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
     return Interval(mean, mean - half, mean + half)
-
-
-def wilson(p: float, n: int, level: float = 0.95) -> Interval:
-    """Wilson score interval for a proportion ``p`` observed on ``n`` trials."""
-    return Interval(p, *wilson_bounds(p, n, level), level)
 
 
 def newcombe_difference(p_a: float, n_a: int, p_b: float, n_b: int) -> Interval:

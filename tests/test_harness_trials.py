@@ -127,7 +127,7 @@ def test_spread_over_limit_marks_unstable_with_a_reason():
     assert m.latency_trial_spread > 0.05 and not m.stable
     assert "trial spread" in m.unstable_reason and "5 trial medians" in m.unstable_reason
     ci = m.latency_ms_p50_ci
-    assert (ci.lo, ci.hi) == (min(p50s), max(p50s)) and ci.coverage == pytest.approx(1 - 2 / 32)
+    assert (ci.lo, ci.hi) == (min(p50s), max(p50s)) and ci.level == pytest.approx(1 - 2 / 32)
     assert m.latency_ms_p50 == pytest.approx(float(np.median(p50s)))
 
 
@@ -150,11 +150,11 @@ def test_median_interval_order_statistics_and_coverage():
     assert median_interval([5.0]) is None
     ten = median_interval(list(range(10, 0, -1)))  # n=10: k=2 reaches 97.9%, k=3 only 89%
     assert (ten.lo, ten.hi) == (2.0, 9.0)
-    assert ten.coverage == pytest.approx(1 - 2 * 11 / 1024)
+    assert ten.level == pytest.approx(1 - 2 * 11 / 1024)
     nine = median_interval(list(range(1, 10)))
-    assert (nine.lo, nine.hi) == (2.0, 8.0) and nine.coverage >= 0.95
+    assert (nine.lo, nine.hi) == (2.0, 8.0) and nine.level >= 0.95
     seven = median_interval(list(range(1, 8)))
-    assert (seven.lo, seven.hi) == (1.0, 7.0) and seven.coverage == pytest.approx(1 - 2 / 128)
+    assert (seven.lo, seven.hi) == (1.0, 7.0) and seven.level == pytest.approx(1 - 2 / 128)
 
 
 def test_median_interval_covers_the_median_about_as_often_as_it_says():
@@ -163,7 +163,7 @@ def test_median_interval_covers_the_median_about_as_often_as_it_says():
     for _ in range(2000):
         iv = median_interval(rng.lognormal(0.0, 0.5, size=9))
         hits += iv.lo <= 1.0 <= iv.hi  # the lognormal's median is exp(0) = 1
-    assert abs(hits / 2000 - median_interval(range(9)).coverage) < 0.02
+    assert abs(hits / 2000 - median_interval(range(9)).level) < 0.02
 
 
 def test_wilson_interval_known_values():
