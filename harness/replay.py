@@ -127,6 +127,7 @@ def run_replay_cell(
     energy_known = True
     cursor = 0
     switches = []
+    energy_models: list[str] = []  # a power model per distinct thread count (estimates)
     planner = _planner(cell, art, target, policy, workdir) if r.budgets else None
     budget_rows: list[dict] = []
     with ModeSwitcher(target.power_modes()) as modes:
@@ -164,6 +165,9 @@ def run_replay_cell(
             correct = int((np.asarray(preds) == labels).sum()) if len(preds) else 0
             correct_total += correct
             seg_energy = None if reading is None else reading.total_mj
+            model_desc = getattr(reading, "model", None)
+            if model_desc is not None and model_desc not in energy_models:
+                energy_models.append(model_desc)
             if charged_mj is not None:
                 seg_energy = (seg_energy or 0.0) + charged_mj
             if seg_energy is None:
@@ -217,6 +221,7 @@ def run_replay_cell(
     if energy_known and n:
         cols["energy_mj_per_inference"] = energy_total / n
     cols["energy_source"] = rows[0].energy_source if rows else None
+    cols["energy_model"] = "; ".join(energy_models) or None  # None: measured, not estimated
     cols["extra_json"] = json.dumps(
         {
             "deadline_ms": r.deadline_ms,

@@ -148,6 +148,12 @@ def test_sigkill_midway_then_resume_finishes_exactly_the_grid(tmp_path):
     assert (
         db.execute("SELECT count(DISTINCT cell_key) FROM replay_segments").fetchone()[0] == 3
     )  # one per replay method
+    replay_energy = db.execute(
+        "SELECT energy_source, energy_model FROM cells"
+        " WHERE cell_key IN (SELECT cell_key FROM replay_segments)"
+    ).fetchall()
+    assert len(replay_energy) == 3  # a replay's estimate names its power model, as a cell's does
+    assert all(s == "estimated" and m.startswith("cpu-active-cores-v1") for s, m in replay_energy)
 
 
 class BrokenRuntimeCpu(CpuTarget):
