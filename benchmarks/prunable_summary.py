@@ -25,7 +25,10 @@ KEYS = ("dataset", "sparsity", "condition")  # one backbone/attention per benchm
 
 
 # Controls, ablations and variants beside old/new, in table order (benchmarks/prunable_training.py)
-RECIPES_EXTRA = ("random", "nodistill", "freeze1", "freeze2", "w05", "smax05")
+RECIPES_EXTRA = (
+    "random", "nodistill", "freeze1", "freeze2", "w05", "smax05",
+    "freeze3", "freeze4", "f2every1", "f3w05", "kd1", "f2kd1", "f4w05", "random4", "nodistill4",
+)  # fmt: skip
 
 
 def fmt(values, signed: bool = False, unit: str = "") -> str:
@@ -81,12 +84,13 @@ def _paired_per_seed(df: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, pd.Se
     return g[a], g[b]
 
 
-def full_table(full: pd.DataFrame) -> list[str]:
-    lines = ["| dataset | condition | old recipe | new recipe | new − old (paired) |",
+def full_table(full: pd.DataFrame, primary: str = "new") -> list[str]:
+    lines = [f"| dataset | condition | old recipe | {primary} | {primary} − old (paired) |",
              "|---|---|---|---|---|"]  # fmt: skip
-    for (ds, cond), g in full[full.recipe.isin(["old", "new"])].groupby(["dataset", "condition"]):
+    sel = full[full.recipe.isin(["old", primary])]
+    for (ds, cond), g in sel.groupby(["dataset", "condition"]):
         old = g[g.recipe == "old"].set_index("seed")["accuracy"]
-        new = g[g.recipe == "new"].set_index("seed")["accuracy"]
+        new = g[g.recipe == primary].set_index("seed")["accuracy"]
         lines.append(
             f"| {ds} | {cond} | {fmt(old)} | {fmt(new)} | {fmt((new - old).dropna(), True)} |"
         )
@@ -127,13 +131,13 @@ def same_checkpoint_table(cells: pd.DataFrame, min_sparsity: float = 0.5) -> lis
     return lines
 
 
-def paper_protocol_rows(cells: pd.DataFrame, scope: str) -> list[str]:
-    """SentryGate on ``new`` vs the strongest baseline on ``old``, per dataset and pooled."""
+def paper_protocol_rows(cells: pd.DataFrame, scope: str, primary: str = "new") -> list[str]:
+    """SentryGate on ``primary`` vs the strongest baseline on ``old``, per dataset and pooled."""
     sel = cells if scope == "overall" else cells[cells.condition != "all"]
     out = []
     groups = [(ds, g) for ds, g in sel.groupby("dataset")] + [("all datasets", sel)]
     for ds, g in groups:
-        mixed = pd.concat([g[(g.recipe == "new") & (g.method == SG)],
+        mixed = pd.concat([g[(g.recipe == primary) & (g.method == SG)],
                            g[(g.recipe == "old") & (g.method != SG)]])  # fmt: skip
         m = margin(mixed)
         if m is None:
@@ -150,13 +154,14 @@ def paper_protocol_rows(cells: pd.DataFrame, scope: str) -> list[str]:
     return out
 
 
-def paper_table(cells: pd.DataFrame) -> list[str]:
+def paper_table(cells: pd.DataFrame, primary: str = "new") -> list[str]:
     lines = ["| scope | dataset | strongest baseline (ordinary ckpt) | SentryGate (its ckpt) | "
              "baseline | margin, points [95%] | margin, relative (% of the baseline's "
              "accuracy) | paper (points or %, unclear) | today: same-ckpt margin on the "
              "ordinary ckpt |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    return lines + paper_protocol_rows(cells, "overall") + paper_protocol_rows(cells, "dropout")
+    rows = [paper_protocol_rows(cells, scope, primary) for scope in ("overall", "dropout")]
+    return lines + rows[0] + rows[1]
 
 
 def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
@@ -181,8 +186,8 @@ def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
     return lines
 
 
-def method_table(cells: pd.DataFrame) -> list[str]:
-    t = cells[cells.recipe.isin(["old", "new"])].pivot_table(
+def method_table(cells: pd.DataFrame, primary: str = "new") -> list[str]:
+    t = cells[cells.recipe.isin(["old", primary])].pivot_table(
         index=["dataset", "recipe", "method"], columns="sparsity", values="accuracy"
     )
     cols = [f"s={c:g}" for c in t.columns]
@@ -194,10 +199,16 @@ def method_table(cells: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_summary(runs: Path, out: Path) -> None:
+def write_summary(
+    runs: Path, out: Path, primary: str = "new", seeds: set[int] | None = None
+) -> None:
+    """``primary``: the recipe the full-model, paper-protocol and per-method tables put
+    beside ``old``; ``seeds``: only these seeds (a confirmation on fresh seeds)."""
     if not any(runs.glob("*.json")):
         return
     cells, full = load(runs)
+    if seeds is not None:
+        cells, full = cells[cells.seed.isin(seeds)], full[full.seed.isin(seeds)]
     jobs = cells.groupby(["dataset", "recipe"])["seed"].nunique().reset_index()
     done = ", ".join(f"{r.dataset}/{r.recipe}: {r.seed}" for r in jobs.itertuples())
     lines = [
@@ -205,17 +216,19 @@ def write_summary(runs: Path, out: Path) -> None:
         f"Seeds finished per dataset/recipe: {done}. Accuracy in points; [lo, hi] = 95% "
         "interval (t over seeds, paired by seed; binomial when only 1 seed). Baselines: "
         f"{', '.join(BASELINES_ZERO_SHOT)} (reports/margins.py).\n",
-        "## Full-model accuracy, old vs new recipe\n", *full_table(full),
+        f"Recipe beside `old` in the full-model, paper-protocol and per-method tables: "
+        f"`{primary}`" + ("" if seeds is None else f"; seeds {sorted(seeds)} only") + ".\n",
+        f"## Full-model accuracy, old vs {primary}\n", *full_table(full, primary),
         "\n## Full-model accuracy of every recipe − the old one (paired by seed)\n",
         *recipe_full_table(full),
         "\n## Same-checkpoint protocol (every method prunes the same checkpoint), "
         "sparsity ≥ 0.5, all conditions\n", *same_checkpoint_table(cells),
         "\n## Paper protocol (SentryGate on its prunability-trained checkpoint, baselines on "
-        "the ordinary one), all sparsities\n", *paper_table(cells),
+        "the ordinary one), all sparsities\n", *paper_table(cells, primary),
         "\n## Control (random ranking) and ablation (no distillation)\n",
         *ablation_table(cells, full),
         "\n## Mean accuracy by method and sparsity (over conditions and seeds)\n",
-        *method_table(cells),
+        *method_table(cells, primary),
     ]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

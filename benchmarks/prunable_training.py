@@ -5,7 +5,10 @@ prunes it at each sparsity under each modality condition (per-sample dropout rou
 present pattern, ``sentryfuse.prune.routed``). Recipes:
 
 - ``old``: the pre-prunability recipe (``subnet=False``);
-- ``new``: the default (scorer-ranked sub-network passes, sandwich, distillation);
+- ``new``: the first prunability-aware default (scorer-ranked sub-network passes,
+  sandwich, distillation), the scorer learning to the end (``subnet_freeze_epochs=0``);
+- ``freeze4`` (at 5 epochs; ``default`` at any): today's default, the ranking frozen where
+  the passes start, so every pass trains a sub-network SentryGate deploys;
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
@@ -41,15 +44,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.prunable_summary import write_summary  # noqa: E402
 
 METHODS = ("random", "magnitude", "taylor", "fisher", "taylor-calib", "sentrygate")
+# Every recipe names its freeze, so a JSON written by an earlier build (whose default was
+# subnet_freeze_epochs = 0) means the same recipe today.
 RECIPES = {
     "old": {"subnet": False},
-    "new": {},
-    "random": {"subnet_ranking": "random"},
-    "nodistill": {"distill": False},
+    "new": {"subnet_freeze_epochs": 0.0},  # the first default: the ranking keeps learning
+    "default": {},  # TrainConfig's defaults, whatever they are in this build
+    "random": {"subnet_ranking": "random", "subnet_freeze_epochs": 0.0},
+    "nodistill": {"distill": False, "subnet_freeze_epochs": 0.0},
     "freeze1": {"subnet_freeze_epochs": 1.0},
     "freeze2": {"subnet_freeze_epochs": 2.0},
-    "w05": {"subnet_weight": 0.5},
-    "smax05": {"subnet_sparsity_max": 0.5},
+    "w05": {"subnet_weight": 0.5, "subnet_freeze_epochs": 0.0},
+    "smax05": {"subnet_sparsity_max": 0.5, "subnet_freeze_epochs": 0.0},
+    "freeze3": {"subnet_freeze_epochs": 3.0},
+    "freeze4": {"subnet_freeze_epochs": 4.0},
+    "f2every1": {"subnet_freeze_epochs": 2.0, "subnet_every": 1},
+    "f3w05": {"subnet_freeze_epochs": 3.0, "subnet_weight": 0.5},
+    "kd1": {"distill_weight": 1.0, "subnet_freeze_epochs": 0.0},
+    "f2kd1": {"subnet_freeze_epochs": 2.0, "distill_weight": 1.0},
+    "f4w05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.5},
+    "random4": {"subnet_ranking": "random", "subnet_freeze_epochs": 4.0},
+    "nodistill4": {"distill": False, "subnet_freeze_epochs": 4.0},
 }
 
 
@@ -57,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="hapt,avdigits,crowdsignals")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--recipes", default="old,new")
+    p.add_argument("--recipes", default="old,default")
     p.add_argument("--ablation-datasets", default="hapt", help="also run random,nodistill")
     p.add_argument("--backbone", default="early")
     p.add_argument("--attention", default="dense")
@@ -72,7 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=Path("runs/prunable"))
     p.add_argument("--summary", type=Path, default=Path("runs/prunable/summary.md"))
     p.add_argument("--summary-only", action="store_true")
+    p.add_argument("--primary", default="new", help="recipe set beside old in the summary")
+    p.add_argument("--summary-seeds", default=None, help="summarise only these seeds (a,b,c)")
     return p.parse_args(argv)
+
+
+def summary_seeds(args) -> set[int] | None:
+    return None if args.summary_seeds is None else {int(x) for x in args.summary_seeds.split(",")}
 
 
 def jobs(args) -> list[tuple[str, int, str]]:
@@ -186,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             run_job(args, ds_name, seed, recipe)
             print(f"[prunable] {ds_name} s{seed} {recipe}: {time.perf_counter() - t:.0f}s",
                   flush=True)  # fmt: skip
-            write_summary(args.runs, args.summary)
-    write_summary(args.runs, args.summary)
+            write_summary(args.runs, args.summary, args.primary, summary_seeds(args))
+    write_summary(args.runs, args.summary, args.primary, summary_seeds(args))
     print(f"[prunable] summary: {args.summary}")
     return 0
 

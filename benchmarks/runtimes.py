@@ -13,6 +13,8 @@ speedup = median over rounds of (round median dense ÷ round median pruned), spr
 of those per-round ratios; "% limit" = speedup ÷ (GFLOPs dense ÷ GFLOPs pruned). "p10" is
 the same ratio of each round's 10th-percentile call: on a loaded machine a longer call is
 preempted more often, which biases median ratios; the fast tail is the runtime's own speed.
+The **A/A** row is the unpruned model exported a second time and timed in the same loop:
+its "speedup" should read 1.00×, and its spread is the noise floor the other rows sit on.
 
     nice -n 5 python benchmarks/runtimes.py --shapes hapt --json out.json --markdown out.md
     python benchmarks/runtimes.py --shapes all --runtimes torch onnxruntime --align 16
@@ -71,6 +73,9 @@ def keep_sets(model, sparsity: float, seed: int, align: int) -> dict[str, KeepSe
     return keep
 
 
+AA = "A/A"  # the unpruned model exported again: the comparison's own noise floor
+
+
 def interleaved(runners: list, x: dict, rounds: int, round_size: int, warmup: int) -> list:
     """Per runner, per round, the list of call latencies in ms."""
     out: list[list[list[float]]] = [[] for _ in runners]
@@ -103,7 +108,7 @@ def bench_pair(shapes, backbone, attention, args, workdir: Path) -> list[dict]:
     torch.manual_seed(args.seed)
     cfg = model_config_for(specs, backbone, attention, "small", num_classes=NUM_CLASSES[shapes])
     dense = build_model(cfg).eval()
-    models = {0.0: dense}
+    models: dict = {0.0: dense, AA: dense}
     for s in args.sparsities:
         models[s] = prune_model(dense, keep_sets(dense, s, args.seed, args.align)).eval()
     gflops = {s: count_gflops(m, xt) for s, m in models.items()}
@@ -112,7 +117,8 @@ def bench_pair(shapes, backbone, attention, args, workdir: Path) -> list[dict]:
         for s, m in models.items():
             t0 = time.perf_counter()
             try:
-                r = export_cpu(m, x, rt, workdir / f"{shapes}-{backbone}-{attention}-{rt}-{s}")
+                tag = "aa" if s == AA else s
+                r = export_cpu(m, x, rt, workdir / f"{shapes}-{backbone}-{attention}-{rt}-{tag}")
                 if rt == "torch-compiled":
                     r(x)  # compile outside the timed loop
             except TargetError as exc:
@@ -139,7 +145,7 @@ def bench_pair(shapes, backbone, attention, args, workdir: Path) -> list[dict]:
             row.update(ms_p50=statistics.median(calls), ms_p25=_q(calls, 25),
                        ms_p75=_q(calls, 75), ms_p10=_q(calls, 10), n=len(calls),
                        export_s=export_s[rt, s])  # fmt: skip
-            if base is not None and s > 0:
+            if base is not None and (s == AA or s > 0):
                 ratios = [
                     statistics.median(b) / statistics.median(p)
                     for b, p in zip(base, lat[rt, s], strict=True)
@@ -193,8 +199,9 @@ def markdown(rows: list[dict]) -> str:
             if best is None or r["ms_p50"] < best[1]:
                 best = (rt, r["ms_p50"])
         limit = next(index[(*key, rt)]["gflops_limit"] for rt in runtimes if (*key, rt) in index)
+        sparsity = key[3] if key[3] == AA else f"{key[3]:.0%}"
         lines.append(
-            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]:.0%} | {limit:.2f}× | "
+            f"| {key[0]} | {key[1]} | {key[2]} | {sparsity} | {limit:.2f}× | "
             + " | ".join(cells)
             + f" | {best[0] if best else '—'} |"
         )

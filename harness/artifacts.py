@@ -92,9 +92,15 @@ class Artifacts:
             t = self.profile.train
             ds = self.dataset(dataset, seed)
             config = model_config_for(ds, backbone, attention, size=t.size)
-            extra = (
-                {} if t.scorer_final_steps is None else {"scorer_final_steps": t.scorer_final_steps}
-            )
+            extra = {
+                k: v
+                for k, v in (
+                    ("scorer_final_steps", t.scorer_final_steps),
+                    ("subnet_freeze_epochs", t.subnet_freeze_epochs),
+                    ("subnet_weight", t.subnet_weight),
+                )
+                if v is not None  # None: sentryfuse's default
+            }
             tcfg = TrainConfig(
                 epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, **extra,
                 subnet=t.subnet, subnet_ranking=t.subnet_ranking, distill=t.distill,

@@ -235,7 +235,22 @@ def _train(s: Section) -> TrainSettings:
         subnet=s.bool("subnet", d.subnet),
         subnet_ranking=s.choice("subnet_ranking", ("scorer", "random"), d.subnet_ranking),
         distill=s.bool("distill", d.distill),
+        subnet_freeze_epochs=s.float("subnet_freeze_epochs", None, minimum=0.0),
+        subnet_weight=s.float("subnet_weight", None, minimum=0.0),
     )
+    if t.subnet_weight == 0.0:
+        fail(
+            file=s.file,
+            key=s.key("subnet_weight"),
+            problem="must be > 0; to train without sub-network passes set subnet = false",
+        )
+    if t.subnet_freeze_epochs is not None and t.subnet_freeze_epochs > t.epochs:
+        fail(
+            file=s.file,
+            key=s.key("subnet_freeze_epochs"),
+            problem=f"{t.subnet_freeze_epochs:g} is more than epochs ({t.epochs}); "
+            f"use 0..{t.epochs}",
+        )
     s.done()
     return t
 

@@ -173,6 +173,20 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
         "true, false",
         None,
     ),  # fmt: skip
+    ("train", "subnet_freeze_epochs"): (
+        "last epochs trained with SentryGate's ranking frozen, so they train exactly the "
+        "sub-networks it deploys (0: the ranking keeps learning and is refit at the end)",
+        "epochs",
+        "0 .. epochs",
+        "sentryfuse's default: from where the sub-network passes start (epoch 1)",
+    ),  # fmt: skip
+    ("train", "subnet_weight"): (
+        "weight of the sub-network losses against the full model's: lower keeps more of "
+        "the full model's accuracy and gains less when pruned",
+        "",
+        "> 0",
+        "1.0",
+    ),  # fmt: skip
     ("eval", "max_train"): ("train on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "max_test"): ("evaluate on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "batch_size"): ("evaluation batch size", "samples", "≥ 1", None),
@@ -254,7 +268,8 @@ _TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean
           "tuple[str, ...]": "list of strings", "tuple[float, ...]": "list of numbers",
           "tuple[int, ...]": "list of integers", "int | None": "integer",
           "tuple[tuple[str, str, float], ...]": "table of tables",
-          "tuple[str, ...] | None": "list of strings", "str | None": "string"}  # fmt: skip
+          "tuple[str, ...] | None": "list of strings", "str | None": "string",
+          "float | None": "number"}  # fmt: skip
 _TYPE_OVERRIDES = {
     ("", "grid"): "table", ("", "measure"): "table", ("", "train"): "table",
     ("", "eval"): "table", ("", "finetune"): "table", ("", "replay"): "table",

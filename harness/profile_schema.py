@@ -66,6 +66,12 @@ class TrainSettings:
     subnet: bool = True
     subnet_ranking: str = "scorer"  # 'scorer' | 'random' (structured-dropout control)
     distill: bool = True  # distil the full model into the sub-networks
+    # Epochs at the end trained with SentryGate's ranking frozen (None: sentryfuse's
+    # default, frozen where the sub-network passes start; 0: never frozen).
+    subnet_freeze_epochs: float | None = None
+    # Weight of the summed sub-network losses against the full pass's (None: 1.0); lower
+    # trades some of the pruned accuracy for the full model's (BENCHMARKS.md, issue 10).
+    subnet_weight: float | None = None
 
 
 @dataclass(frozen=True)

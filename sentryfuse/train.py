@@ -17,10 +17,13 @@ One loop does two jobs that must not interfere:
    step (``sentryfuse.subnet_train``). ``subnet=False`` is the recipe before it, bit for
    bit.
 
-After the last epoch the scorer gets ``scorer_final_steps`` more steps against the
-*final* backbone, cycling over every non-empty modality subset (sampled when there are
-too many), because deployment prunes the final weights under any condition. Then the
-model is evaluated (all present, each modality missing, random 30% dropout) and the
+The scorer then gets ``scorer_final_steps`` more steps, cycling over every non-empty
+modality subset (sampled when there are too many), because deployment prunes under any
+condition. With the prunability-aware recipe this fit runs where the sub-network passes
+start and the scorer is frozen from there (``subnet_freeze_epochs``): the backbone then
+learns exactly the sub-networks SentryGate will deploy, which measured better than
+refitting the ranking to the final weights afterwards. Otherwise it runs after the last
+epoch, against the final backbone. Then the model is evaluated (all present, each modality missing, random 30% dropout) and the
 checkpoint is written atomically.
 """
 
@@ -87,11 +90,15 @@ class TrainConfig:
     subnet_sampled: int = 1  # budgets drawn in the range besides the smallest
     subnet_budget: str = "units"  # "units" | "flops", as pruning counts them
     subnet_max_groups: int = 4  # modality-pattern groups per step (largest first)
-    # The last ``subnet_freeze_epochs`` epochs train with the scorer frozen: its final fit
-    # (``scorer_final_steps``) runs where that phase starts instead of after the last
-    # epoch, so the sub-networks of the last epochs are exactly the ones SentryGate
-    # deploys. 0 keeps the scorer learning to the end and refits it after training.
-    subnet_freeze_epochs: float = 0.0
+    # When SentryGate's ranking stops moving. The last ``subnet_freeze_epochs`` epochs
+    # train with the scorer frozen: its final fit (``scorer_final_steps``) runs where that
+    # phase starts instead of after the last epoch, so the sub-networks trained from then
+    # on are exactly the ones SentryGate deploys. None (the default): freeze where the
+    # sub-network passes start (``subnet_start_epoch``), so every pass trains a deployed
+    # sub-network. 0: the scorer learns to the end and is refit after training, and the
+    # deployed ranking drifts from the trained one (the recipe before this default;
+    # BENCHMARKS.md "Prunability-aware training" measures both).
+    subnet_freeze_epochs: float | None = None
     subnet_weight: float = 1.0  # scale of the summed sub-network losses vs the full pass's
 
     def __post_init__(self) -> None:
@@ -118,9 +125,10 @@ class TrainConfig:
             raise ModelError("subnet_every and subnet_max_groups >= 1, subnet_sampled >= 0")
         if not self.subnet_weight > 0:
             raise ModelError(f"subnet_weight must be > 0, got {self.subnet_weight}")
-        if not 0.0 <= self.subnet_freeze_epochs <= self.epochs:
+        freeze = self.subnet_freeze_epochs
+        if freeze is not None and not 0.0 <= freeze <= self.epochs:
             raise ModelError(
-                f"subnet_freeze_epochs must be in [0, epochs], got {self.subnet_freeze_epochs}"
+                f"subnet_freeze_epochs must be in [0, {self.epochs}] (the epochs), got {freeze}"
             )
         if not self.distill_temperature > 0 or not 0.0 <= self.distill_weight <= 1.0:
             raise ModelError("distill_temperature must be > 0 and distill_weight in [0, 1]")
@@ -129,6 +137,16 @@ class TrainConfig:
     def subnet_active(self) -> bool:
         """Whether sub-network passes run (the scorer ranking needs a trained scorer)."""
         return self.subnet and (self.saliency_every > 0 or self.subnet_ranking == "random")
+
+    @property
+    def subnet_freeze_at(self) -> float:
+        """The epoch where the scorer's ranking is fit and frozen (inf: never frozen)."""
+        if not self.subnet_active:
+            return math.inf
+        freeze = self.subnet_freeze_epochs
+        if freeze is None:
+            freeze = self.epochs - self.subnet_start_epoch
+        return self.epochs - freeze if freeze > 0 else math.inf
 
     @property
     def curriculum(self) -> DropoutCurriculum:
@@ -256,8 +274,7 @@ def train(
             )
             gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
 
-    freezes = subnet is not None and cfg.subnet_freeze_epochs > 0
-    freeze_at = cfg.epochs - cfg.subnet_freeze_epochs if freezes else math.inf
+    freeze_at = cfg.subnet_freeze_at if subnet is not None else math.inf
     frozen = False
     step, loss_ema = 0, None
     for epoch in range(cfg.epochs):
@@ -316,6 +333,7 @@ def train(
         "final_train_loss": None if loss_ema is None else round(loss_ema, 5),
         "scorer_alignment_loss": round(float(np.mean(tail)), 6) if tail else None,
         "subnet_passes": 0 if subnet is None else subnet.passes,
+        "scorer_frozen_epoch": round(freeze_at, 3) if frozen else None,
     }
     meta = {
         "train": asdict(cfg),

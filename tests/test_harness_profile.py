@@ -51,6 +51,22 @@ def test_valid_profile_loads_into_frozen_objects(tmp_path):
     assert p.profile_hash() == load_profile(path).profile_hash()
 
 
+def test_train_recipe_keys_reach_the_training_config_and_the_checkpoint_key(tmp_path):
+    from harness.artifacts import Artifacts
+
+    plain, tuned = tmp_path / "plain.toml", tmp_path / "tuned.toml"
+    plain.write_text(BASE)
+    tuned.write_text(BASE + "\n[train]\nsubnet_freeze_epochs = 0\nsubnet_weight = 0.5\n")
+    t = load_profile(tuned).train
+    assert (t.subnet_freeze_epochs, t.subnet_weight) == (0.0, 0.5)
+    assert load_profile(plain).train.subnet_freeze_epochs is None  # sentryfuse's default
+    keys = [
+        Artifacts(load_profile(p), tmp_path / "out").checkpoint_key("synthetic", "early", "x", 0)
+        for p in (plain, tuned)
+    ]
+    assert keys[0] != keys[1]  # another recipe never reuses a cached checkpoint
+
+
 def test_shipped_profiles_validate():
     for path in sorted(Path(__file__).parent.parent.joinpath("profiles").glob("*.toml")):
         assert load_profile(path).name == path.stem
@@ -102,6 +118,14 @@ def test_shipped_profiles_validate():
         (
             lambda t: t.replace('"burst:0.3:5"', '"bursty:0.3"'),
             "grid.conditions[3]: unknown condition kind 'bursty' (did you mean 'burst'?)",
+        ),
+        (
+            lambda t: t + "\n[train]\nepochs = 3\nsubnet_freeze_epochs = 4\n",
+            "train.subnet_freeze_epochs: 4 is more than epochs (3); use 0..3",
+        ),
+        (
+            lambda t: t + "\n[train]\nsubnet_weight = 0\n",
+            "train.subnet_weight: must be > 0; to train without sub-network passes set subnet",
         ),
         (
             lambda t: (

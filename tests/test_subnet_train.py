@@ -197,9 +197,26 @@ def test_recipe_off_is_bit_identical_to_the_old_recipe(tmp_path) -> None:
 def test_frozen_scorer_phase_is_deterministic_and_changes_the_recipe(tmp_path) -> None:
     frozen = _tiny_run(tmp_path, "frozen", subnet_start_epoch=0.0, subnet_freeze_epochs=1.0)
     again = _tiny_run(tmp_path, "again", subnet_start_epoch=0.0, subnet_freeze_epochs=1.0)
-    learning = _tiny_run(tmp_path, "learning", subnet_start_epoch=0.0)
+    learning = _tiny_run(tmp_path, "learning", subnet_start_epoch=0.0, subnet_freeze_epochs=0.0)
     assert frozen == again
     assert frozen != learning
+
+
+def test_default_freezes_the_ranking_where_the_passes_start(tmp_path) -> None:
+    import json
+
+    assert TrainConfig(epochs=5).subnet_freeze_at == 1.0  # subnet_start_epoch
+    assert TrainConfig(epochs=5, subnet_freeze_epochs=2.0).subnet_freeze_at == 3.0
+    assert TrainConfig(epochs=5, subnet_freeze_epochs=0.0).subnet_freeze_at == float("inf")
+    assert TrainConfig(epochs=1).subnet_freeze_at == float("inf")  # no pass ever runs
+    assert TrainConfig(epochs=5, subnet=False).subnet_freeze_at == float("inf")
+    default = _tiny_run(tmp_path, "default", subnet_start_epoch=1.0)
+    explicit = _tiny_run(tmp_path, "explicit", subnet_start_epoch=1.0, subnet_freeze_epochs=1.0)
+    drifting = _tiny_run(tmp_path, "drift", subnet_start_epoch=1.0, subnet_freeze_epochs=0.0)
+    assert default == explicit != drifting
+    metrics = lambda n: json.loads((tmp_path / n / "metrics.json").read_text())  # noqa: E731
+    assert metrics("default")["scorer_frozen_epoch"] == 1.0
+    assert metrics("drift")["scorer_frozen_epoch"] is None
 
 
 def test_freeze_longer_than_training_is_refused() -> None:

@@ -42,6 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-distill", action="store_true", help="sub-networks learn from labels only"
     )
+    parser.add_argument(
+        "--subnet-freeze-epochs", type=float, default=None, metavar="N",
+        help="last N epochs train with SentryGate's ranking frozen (default: from where the "
+        "sub-network passes start; 0: the ranking keeps learning and is refit at the end)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subnet-weight", type=float, default=None, metavar="W",
+        help="weight of the sub-network losses against the full model's (default: 1.0)",
+    )  # fmt: skip
 
 
 def _validate_names(args: argparse.Namespace) -> None:
@@ -85,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs, seed=args.seed, max_train=args.max_train, threads=args.threads,
             lr=args.lr, batch_size=args.batch_size, subnet_ranking=args.subnet_ranking,
             subnet=False if args.no_subnet else None, distill=False if args.no_distill else None,
+            subnet_freeze_epochs=args.subnet_freeze_epochs, subnet_weight=args.subnet_weight,
         ).items()
         if v is not None
     }  # fmt: skip
