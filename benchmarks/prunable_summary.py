@@ -27,7 +27,7 @@ KEYS = ("dataset", "sparsity", "condition")  # one backbone/attention per benchm
 # Controls, ablations and variants beside old/new, in table order (benchmarks/prunable_training.py)
 RECIPES_EXTRA = (
     "random", "nodistill", "freeze1", "freeze2", "w05", "smax05",
-    "freeze3", "freeze4", "f2every1", "f3w05", "kd1", "f2kd1", "f4w05", "random4", "nodistill4",
+    "freeze3", "freeze4", "f2every1", "f3w05", "kd1", "f2kd1", "f4w05", "random4", "nodistill4", "f4w025", "f4w05s05",
 )  # fmt: skip
 
 

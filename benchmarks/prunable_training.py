@@ -8,7 +8,9 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
 - ``new``: the first prunability-aware default (scorer-ranked sub-network passes,
   sandwich, distillation), the scorer learning to the end (``subnet_freeze_epochs=0``);
 - ``freeze4`` (at 5 epochs; ``default`` at any): today's default, the ranking frozen where
-  the passes start, so every pass trains a sub-network SentryGate deploys;
+  the passes start (epoch 1 of 5), so every pass trains a sub-network SentryGate deploys;
+- ``f4w05``, ``f4w025``: freeze4 with the passes' losses weighted 0.5 / 0.25 (the
+  ``subnet_weight`` trade-off: more of the full model's accuracy, less pruned gain);
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
@@ -44,27 +46,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.prunable_summary import write_summary  # noqa: E402
 
 METHODS = ("random", "magnitude", "taylor", "fisher", "taylor-calib", "sentrygate")
-# Every recipe names its freeze, so a JSON written by an earlier build (whose default was
-# subnet_freeze_epochs = 0) means the same recipe today.
+# Every recipe names its freeze and its pass weight, so a JSON written by an earlier build
+# (whose default was subnet_freeze_epochs = 0) means the same recipe today, and would if a
+# default moved again.
 RECIPES = {
     "old": {"subnet": False},
-    "new": {"subnet_freeze_epochs": 0.0},  # the first default: the ranking keeps learning
+    # the first default: the ranking keeps learning, passes at full weight
+    "new": {"subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
     "default": {},  # TrainConfig's defaults, whatever they are in this build
-    "random": {"subnet_ranking": "random", "subnet_freeze_epochs": 0.0},
-    "nodistill": {"distill": False, "subnet_freeze_epochs": 0.0},
-    "freeze1": {"subnet_freeze_epochs": 1.0},
-    "freeze2": {"subnet_freeze_epochs": 2.0},
+    "random": {"subnet_ranking": "random", "subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
+    "nodistill": {"distill": False, "subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
+    "freeze1": {"subnet_freeze_epochs": 1.0, "subnet_weight": 1.0},
+    "freeze2": {"subnet_freeze_epochs": 2.0, "subnet_weight": 1.0},
     "w05": {"subnet_weight": 0.5, "subnet_freeze_epochs": 0.0},
-    "smax05": {"subnet_sparsity_max": 0.5, "subnet_freeze_epochs": 0.0},
-    "freeze3": {"subnet_freeze_epochs": 3.0},
-    "freeze4": {"subnet_freeze_epochs": 4.0},
-    "f2every1": {"subnet_freeze_epochs": 2.0, "subnet_every": 1},
+    "smax05": {"subnet_sparsity_max": 0.5, "subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
+    "freeze3": {"subnet_freeze_epochs": 3.0, "subnet_weight": 1.0},
+    "freeze4": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0},
+    "f2every1": {"subnet_freeze_epochs": 2.0, "subnet_every": 1, "subnet_weight": 1.0},
     "f3w05": {"subnet_freeze_epochs": 3.0, "subnet_weight": 0.5},
-    "kd1": {"distill_weight": 1.0, "subnet_freeze_epochs": 0.0},
-    "f2kd1": {"subnet_freeze_epochs": 2.0, "distill_weight": 1.0},
+    "kd1": {"distill_weight": 1.0, "subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
+    "f2kd1": {"subnet_freeze_epochs": 2.0, "distill_weight": 1.0, "subnet_weight": 1.0},
     "f4w05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.5},
-    "random4": {"subnet_ranking": "random", "subnet_freeze_epochs": 4.0},
-    "nodistill4": {"distill": False, "subnet_freeze_epochs": 4.0},
+    "f4w025": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.25},
+    "f4w05s05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.5, "subnet_sparsity_max": 0.5},
+    "random4": {"subnet_ranking": "random", "subnet_freeze_epochs": 4.0, "subnet_weight": 1.0},
+    "nodistill4": {"distill": False, "subnet_freeze_epochs": 4.0, "subnet_weight": 1.0},
 }
 
 
