@@ -11,6 +11,7 @@ Accuracies are in points (0–100); ``[lo, hi]`` is the 95% interval.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,6 @@ from reports.margins import BASELINES_ZERO_SHOT, Margin, margin_vs_strongest
 SG = "sentrygate"
 PAPER = {"overall": 12.7, "dropout": 18.0}
 KEYS = ("dataset", "sparsity", "condition")  # one backbone/attention per benchmark run
-
-
-# Controls, ablations and variants beside old/new, in table order (benchmarks/prunable_training.py)
-RECIPES_EXTRA = (
-    "random", "nodistill", "freeze1", "freeze2", "w05", "smax05",
-    "freeze3", "freeze4", "f2every1", "f3w05", "kd1", "f2kd1", "f4w05", "random4", "nodistill4", "f4w025", "f4w05s05",
-)  # fmt: skip
 
 
 def fmt(values, signed: bool = False, unit: str = "") -> str:
@@ -97,9 +91,16 @@ def full_table(full: pd.DataFrame, primary: str = "new") -> list[str]:
     return lines
 
 
-def recipe_full_table(full: pd.DataFrame) -> list[str]:
+def extra_recipes(df: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
+    """The recipes in ``df`` besides old/new: in ``order`` (the benchmark's recipe table),
+    then any others by name."""
+    present = set(df.recipe) - {"old", "new"}
+    return [r for r in order if r in present] + sorted(present - set(order))
+
+
+def recipe_full_table(full: pd.DataFrame, extra: Sequence[str]) -> list[str]:
     """Full-model accuracy of every recipe minus the old recipe's, paired by seed."""
-    recipes = [r for r in ("new", *RECIPES_EXTRA) if r in set(full.recipe)]
+    recipes = [r for r in ("new", *extra) if r in set(full.recipe)]
     lines = ["| dataset | condition | " + " | ".join(f"{r} − old" for r in recipes) + " |",
              "|---|---|" + "---|" * len(recipes)]  # fmt: skip
     for (ds, cond), g in full.groupby(["dataset", "condition"]):
@@ -112,13 +113,15 @@ def recipe_full_table(full: pd.DataFrame) -> list[str]:
     return lines
 
 
-def same_checkpoint_table(cells: pd.DataFrame, min_sparsity: float = 0.5) -> list[str]:
+def same_checkpoint_table(
+    cells: pd.DataFrame, extra: Sequence[str], min_sparsity: float = 0.5
+) -> list[str]:
     lines = ["| dataset | checkpoint | strongest zero-shot baseline | SentryGate | baseline | "
              "SentryGate − baseline, points [95%] | interval excludes 0 | cells |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     sel = cells[cells.sparsity >= min_sparsity - 1e-9]
     for ds, g in sel.groupby("dataset"):
-        for recipe in ("new", "old", *RECIPES_EXTRA):
+        for recipe in ("new", "old", *extra):
             r = g[g.recipe == recipe]
             m = margin(r)
             if m is None:
@@ -164,7 +167,7 @@ def paper_table(cells: pd.DataFrame, primary: str = "new") -> list[str]:
     return lines + rows[0] + rows[1]
 
 
-def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
+def ablation_table(cells: pd.DataFrame, full: pd.DataFrame, extra: Sequence[str]) -> list[str]:
     lines = ["| dataset | recipe | full model, all sensors | SentryGate, all cells | "
              "SentryGate, sparsity ≥ 0.5 | SentryGate − SentryGate on old ckpt (paired) |",
              "|---|---|---|---|---|---|"]  # fmt: skip
@@ -172,7 +175,7 @@ def ablation_table(cells: pd.DataFrame, full: pd.DataFrame) -> list[str]:
         if g.recipe.nunique() <= 2:
             continue
         old = _per_seed(g[g.recipe == "old"], SG)
-        for recipe in ("old", "new", *RECIPES_EXTRA):
+        for recipe in ("old", "new", *extra):
             r = g[g.recipe == recipe]
             if r.empty:
                 continue
@@ -200,15 +203,21 @@ def method_table(cells: pd.DataFrame, primary: str = "new") -> list[str]:
 
 
 def write_summary(
-    runs: Path, out: Path, primary: str = "new", seeds: set[int] | None = None
+    runs: Path,
+    out: Path,
+    primary: str = "new",
+    seeds: set[int] | None = None,
+    order: Sequence[str] = (),
 ) -> None:
     """``primary``: the recipe the full-model, paper-protocol and per-method tables put
-    beside ``old``; ``seeds``: only these seeds (a confirmation on fresh seeds)."""
+    beside ``old``; ``seeds``: only these seeds (a confirmation on fresh seeds);
+    ``order``: the recipes' table order (``prunable_training.RECIPES``)."""
     if not any(runs.glob("*.json")):
         return
     cells, full = load(runs)
     if seeds is not None:
         cells, full = cells[cells.seed.isin(seeds)], full[full.seed.isin(seeds)]
+    extra = extra_recipes(cells, order)
     jobs = cells.groupby(["dataset", "recipe"])["seed"].nunique().reset_index()
     done = ", ".join(f"{r.dataset}/{r.recipe}: {r.seed}" for r in jobs.itertuples())
     lines = [
@@ -220,13 +229,13 @@ def write_summary(
         f"`{primary}`" + ("" if seeds is None else f"; seeds {sorted(seeds)} only") + ".\n",
         f"## Full-model accuracy, old vs {primary}\n", *full_table(full, primary),
         "\n## Full-model accuracy of every recipe − the old one (paired by seed)\n",
-        *recipe_full_table(full),
+        *recipe_full_table(full, extra),
         "\n## Same-checkpoint protocol (every method prunes the same checkpoint), "
-        "sparsity ≥ 0.5, all conditions\n", *same_checkpoint_table(cells),
+        "sparsity ≥ 0.5, all conditions\n", *same_checkpoint_table(cells, extra),
         "\n## Paper protocol (SentryGate on its prunability-trained checkpoint, baselines on "
         "the ordinary one), all sparsities\n", *paper_table(cells, primary),
         "\n## Control (random ranking) and ablation (no distillation)\n",
-        *ablation_table(cells, full),
+        *ablation_table(cells, full, extra),
         "\n## Mean accuracy by method and sparsity (over conditions and seeds)\n",
         *method_table(cells, primary),
     ]  # fmt: skip

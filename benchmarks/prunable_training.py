@@ -98,8 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def summary_seeds(args) -> set[int] | None:
-    return None if args.summary_seeds is None else {int(x) for x in args.summary_seeds.split(",")}
+def summarise(args) -> None:
+    seeds = None if args.summary_seeds is None else {int(x) for x in args.summary_seeds.split(",")}
+    write_summary(args.runs, args.summary, args.primary, seeds, order=list(RECIPES))
 
 
 def jobs(args) -> list[tuple[str, int, str]]:
@@ -213,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             run_job(args, ds_name, seed, recipe)
             print(f"[prunable] {ds_name} s{seed} {recipe}: {time.perf_counter() - t:.0f}s",
                   flush=True)  # fmt: skip
-            write_summary(args.runs, args.summary, args.primary, summary_seeds(args))
-    write_summary(args.runs, args.summary, args.primary, summary_seeds(args))
+            summarise(args)
+    summarise(args)
     print(f"[prunable] summary: {args.summary}")
     return 0
 
