@@ -41,9 +41,9 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> Interv
     [x(k), x(n-k+1)] covers the population median with probability
     1 - 2 P(Binomial(n, 1/2) <= k-1) whatever the distribution, and exactly (no
     resampling, no seed). We take the narrowest k whose coverage reaches ``confidence``.
-    With fewer than 6 trials no k reaches 95%; then it is [min, max] and ``level``
-    says what its coverage really is (93.8% at 5 trials, 87.5% at 4). A percentile bootstrap of
-    the median over 5 trials can only return order statistics too, and claims 95% it
+    With fewer than 6 trials no k reaches 95%; then it is [min, max] and ``level`` says
+    what its coverage really is (93.8% at 5 trials, 87.5% at 4). A percentile bootstrap
+    of the median over 5 trials can only return order statistics too, and claims 95% it
     does not have. None for a single trial.
     """
     arr = np.sort(np.asarray(values, dtype=np.float64))

@@ -23,8 +23,8 @@ condition. With the prunability-aware recipe this fit runs where the sub-network
 start and the scorer is frozen from there (``subnet_freeze_epochs``): the backbone then
 learns exactly the sub-networks SentryGate will deploy, which measured better than
 refitting the ranking to the final weights afterwards. Otherwise it runs after the last
-epoch, against the final backbone. Then the model is evaluated (all present, each modality missing, random 30% dropout) and the
-checkpoint is written atomically.
+epoch, against the final backbone. Then the model is evaluated (all present, each
+modality missing, random 30% dropout) and the checkpoint is written atomically.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def train(
             )
             gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
 
-    freeze_at = cfg.subnet_freeze_at if subnet is not None else math.inf
+    freeze_at = cfg.subnet_freeze_at  # inf unless sub-network passes run (subnet_active)
     frozen = False
     step, loss_ema = 0, None
     for epoch in range(cfg.epochs):
