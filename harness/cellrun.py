@@ -46,15 +46,19 @@ def meter_for(target: Any) -> Any | None:
     return sensor.window if sensor.available().ok else None
 
 
-def deployed_model(cell: Cell, art: Artifacts, target: Any) -> tuple[Any, dict[str, Any]]:
-    """The model this cell deploys and the columns its derivation produced."""
+def deployed_model(
+    cell: Cell, art: Artifacts, target: Any
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The model this cell deploys, the columns its derivation produced and its
+    ``extra_json`` entries."""
     ds = art.dataset(cell.dataset, cell.seed)
     cond = parse_condition(cell.condition)
     cond.check_modalities(ds.modality_names)
     ckpt_key, ckpt = art.checkpoint(cell.dataset, cell.backbone, cell.attention, cell.seed)
     cols: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     if cell.method == "dense":
-        return ckpt.model, cols
+        return ckpt.model, cols, extra
     present = cond.static_present(ds.modality_names)
     variant = art.variant(ckpt_key, ckpt, ds, cell.base_method, cell.sparsity, present, cell.seed)
     cols["prune_ms"] = variant.prune_ms
@@ -78,7 +82,8 @@ def deployed_model(cell: Cell, art: Artifacts, target: Any) -> tuple[Any, dict[s
             finetune_energy_mj=res.energy_mj,
             finetune_energy_source=res.energy_source,
         )
-    return model, cols
+        extra["finetune_step_ms_p50"] = res.step_ms_p50  # an estimate is charged at it
+    return model, cols, extra
 
 
 def routed_cell_accuracy(cell: Cell, art: Artifacts, cond: Any) -> tuple[float, int] | None:
@@ -123,7 +128,8 @@ class PreparedCell:
     batches: list[dict[str, np.ndarray]]
     fed: list[str]
     export_s: float
-    routing: dict[str, Any] = field(default_factory=dict)  # per-pattern accuracy, if used
+    # extra_json entries from deriving it: per-pattern routing, the fine-tune's median step
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) -> PreparedCell:
@@ -135,18 +141,17 @@ def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) 
 
     profile = art.profile
     ds = art.dataset(cell.dataset, cell.seed)
-    model, cols = deployed_model(cell, art, target)
+    model, cols, extra = deployed_model(cell, art, target)
     cond = parse_condition(cell.condition)
     model.eval()
     routed = routed_cell_accuracy(cell, art, cond)
-    routing: dict[str, Any] = {}
     if routed is None:
         acc = evaluate_accuracy(
             model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
         )
     else:
         acc, n_patterns = routed
-        routing = {"accuracy_routing": "per-pattern", "patterns": n_patterns}
+        extra.update(accuracy_routing="per-pattern", patterns=n_patterns)
     cols["accuracy"] = acc
     cols["n_eval"] = len(ds.test)
     ci = wilson_interval(round(acc * len(ds.test)), len(ds.test))
@@ -158,7 +163,7 @@ def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) 
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     runner = target.export(model, batches[0], cell.runtime, workdir)
-    return PreparedCell(cell, cols, runner, batches, names, time.perf_counter() - t0, routing)
+    return PreparedCell(cell, cols, runner, batches, names, time.perf_counter() - t0, extra)
 
 
 def subject_for(p: PreparedCell, target: Any) -> Subject:
@@ -195,7 +200,7 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             **device_extra(p.runner),
             "batch_size": p.cell.batch_size,
             "scenario": p.cell.scenario,
-            **p.routing,
+            **p.extra,
         }
         | figures
     )

@@ -131,7 +131,7 @@ def _measure_group(group, by_key, c_cells, sides, pair_targets, tmp, trials, see
             target = pair_targets[side]
             try:
                 art = sides[side].artifacts(c)
-                model, _ = deployed_model(c, art, target)
+                model, _, _ = deployed_model(c, art, target)
                 model.eval()
                 ds = art.dataset(c.dataset, c.seed)
                 cond = parse_condition(c.condition)

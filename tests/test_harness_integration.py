@@ -4,7 +4,9 @@ and a failing cell stored with its error while the suite goes on (exit code 1)."
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -154,6 +156,17 @@ def test_sigkill_midway_then_resume_finishes_exactly_the_grid(tmp_path):
     ).fetchall()
     assert len(replay_energy) == 3  # a replay's estimate names its power model, as a cell's does
     assert all(s == "estimated" and m.startswith("cpu-active-cores-v1") for s, m in replay_energy)
+    ft = db.execute(
+        "SELECT finetune_energy_mj, energy_model, extra_json FROM cells"
+        " WHERE method LIKE '%+ft' AND status = 'ok' AND kind = 'static'"
+    ).fetchall()
+    assert ft
+    for energy_mj, model, extra in ft:  # the model's power x 3 steps x the median step
+        watts = float(re.search(r"([\d.]+) W/core × (\d+) threads", model).group(1)) * int(
+            re.search(r"× (\d+) threads", model).group(1)
+        )
+        step_ms = json.loads(extra)["finetune_step_ms_p50"]
+        assert energy_mj == pytest.approx(watts * 3 * step_ms)
 
 
 class BrokenRuntimeCpu(CpuTarget):

@@ -12,6 +12,7 @@ from sentryfuse.errors import PruneError
 from sentryfuse.finetune import finetune, prune_and_finetune
 from sentryfuse.gate import ImportanceScorer
 from sentryfuse.models import build_model, model_config_for
+from targets.base import EnergyReading
 from targets.cpu_energy import ActiveCoresEstimateSensor
 
 
@@ -67,3 +68,52 @@ def test_finetune_rejects_conditions_the_pruned_model_cannot_serve(setup):
     )  # fmt: skip
     with pytest.raises(PruneError):
         finetune(variant.model, data.train, parse_condition("drop:a"), steps=1, lr=1e-3)
+
+
+class _StallingClock:
+    """A fake clock: each call advances 10 ms; the 5th step's end also sees a 30 s stall
+    (another tenant held the cores)."""
+
+    def __init__(self) -> None:
+        self.t, self.calls = 0.0, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        self.t += 0.01
+        if self.calls == 12:  # start, then 2 calls per step: the end of step 5
+            self.t += 30.0
+        return self.t
+
+
+def test_a_modelled_estimate_charges_the_median_step_not_a_neighbours_stall(setup):
+    ckpt, data = setup
+    clock = _StallingClock()
+    sensor = ActiveCoresEstimateSensor(cpu_watts_per_core=10.0, clock=clock, threads=lambda: 1)
+    res = finetune(
+        ckpt.model, data.train, parse_condition("all"), steps=8, lr=1e-3,
+        meter=sensor.window, clock=clock,
+    )  # fmt: skip
+    assert res.wall_s > 30  # the stall is in the wall time ...
+    assert res.step_ms_p50 == pytest.approx(10.0)
+    # ... but not in the energy: 10 W x 8 steps x 10 ms = 800 mJ
+    assert res.energy_mj == pytest.approx(800.0)
+    assert res.energy_source == "estimated"
+
+
+def test_a_measured_reading_is_charged_whole(setup):
+    ckpt, data = setup
+    clock = _StallingClock()
+    reading = EnergyReading(5000.0, {"pkg": 5000.0}, "measured", "rapl", 2, 30.2)
+
+    class Window:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.reading = reading
+
+    res = finetune(
+        ckpt.model, data.train, parse_condition("all"), steps=8, lr=1e-3,
+        meter=Window, clock=clock,
+    )  # fmt: skip
+    assert res.energy_mj == 5000.0 and res.energy_source == "measured"
