@@ -133,13 +133,16 @@ class UserModel:
     """A user's own ONNX file benchmarked as a variant of a suite (``[[models]]``).
 
     Cells are keyed by ``name``, ``shapes`` and ``batch`` (not the file's bytes), so
-    ``check`` compares two versions of the same model; ``sha256`` is provenance."""
+    ``check`` compares two versions of the same model; ``sha256`` is the content digest
+    (``targets.onnx_content``: the file and its external weights), stored with each cell
+    so ``--resume`` refuses a store measured on other content."""
 
     name: str
     path: str  # absolute
     sha256: str
     shapes: tuple[tuple[str, tuple[int, ...]], ...]  # every input's concrete shape
     batch: int = 1
+    external: tuple[str, ...] = ()  # external-data files, relative to the model's folder
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ class Profile:
         d.pop("source")
         if not self.models:
             d.pop("models")  # profiles without models hash as they always did
+        for m in d.get("models", ()):
+            if not m["external"]:
+                m.pop("external")  # nor do models without external data
         return d
 
     def to_json(self) -> str:

@@ -26,6 +26,7 @@ from harness.eta import Timing
 from harness.profile_schema import Profile
 from harness.progress import Progress, plan_for, priors_for
 from harness.store import STORE_NAME, Store
+from harness.usermodel import check_resumable
 from sentryfuse.errors import HarnessError, ProfileError, SentryFuseError, TargetError
 
 
@@ -113,6 +114,7 @@ def run_suite(
     failures: list[tuple[str, str]] = []
     ok = 0
     with Store(store_path) as store:
+        check_resumable(profile, store)  # before anything is written
         run_id = store.begin_run(
             profile.name, profile.profile_hash(), profile.to_json(), fingerprints
         )

@@ -11,7 +11,6 @@ latency, device timings, memory and energy.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import time
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from harness.cells import Cell, _jsonable
 from harness.profile_schema import Profile, UserModel
 from harness.reader import Section, fail
-from sentryfuse.errors import SentryFuseError
+from sentryfuse.errors import HarnessError, SentryFuseError
 
 if TYPE_CHECKING:
     from harness.eta import Timing
@@ -43,12 +42,37 @@ def parse_dims(text: str) -> tuple[int, ...]:
 
 def model_spec(name: str, path: Path, batch: int, shapes: dict[str, tuple[int, ...]]) -> UserModel:
     """Read the file's inputs and fix every shape; raises a one-line ``TargetError``."""
+    from targets.onnx_content import content_sha256, external_locations
     from targets.onnx_file import read_onnx_inputs, resolve_shapes
 
     inputs, _ = read_onnx_inputs(path)
     resolved = resolve_shapes(inputs, batch, shapes)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return UserModel(name, str(Path(path).resolve()), digest, tuple(resolved.items()), int(batch))
+    external = external_locations(Path(path))
+    digest = content_sha256(Path(path), external)
+    return UserModel(
+        name, str(Path(path).resolve()), digest, tuple(resolved.items()), int(batch), external
+    )
+
+
+def check_resumable(profile: Profile, store: Any) -> None:
+    """Refuse to resume a store whose finished cells of a model were measured on other
+    content: the cells are keyed by the model's name (so ``check`` compares versions),
+    and skipping them would keep the old model's figures under the new one."""
+    if not profile.models:
+        return
+    digests = {m.name: m for m in profile.models}
+    rows = store.query(
+        "SELECT backbone, extra_json FROM cells WHERE kind = ? AND status = 'ok'", (MODEL_KIND,)
+    )
+    for name, extra in rows:
+        model = digests.get(name)
+        old = json.loads(extra or "{}").get("model_sha256")
+        if model is not None and old and old != model.sha256:
+            raise HarnessError(
+                f"model '{name}' ({model.path}) changed since its cells in this store were "
+                f"measured (content {old[:12]} -> {model.sha256[:12]}); measure it into a "
+                "new --out (`sentryfuse check` compares the two) or restore the old file"
+            )
 
 
 def parse_models(tables: list[Section], base_dir: Path) -> tuple[UserModel, ...]:

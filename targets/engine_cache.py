@@ -3,8 +3,9 @@
 An engine is only valid for the TensorRT version and the GPU (compute capability) it was
 built on, and building one costs seconds to minutes, so a suite's second cell of the
 same variant on the same device, and a ``--resume``, must reuse it while any other
-device must not. The key is the SHA-256 of the ONNX bytes the engine is built from
-(the variant's exported content: weights, shapes and graph), the build options, and
+device must not. The key is the SHA-256 of the ONNX content the engine is built from
+(weights, shapes and graph; external-data weights included, ``targets.onnx_content``),
+the build options, and
 the fields of the device's fingerprint that an engine depends on (``ENGINE_DEVICE_FIELDS``:
 GPU name and compute capability, driver, CUDA, TensorRT, and a Jetson's board and L4T
 release) — not its power mode or clock lock, which change the measurement, not the
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sentryfuse.outpath import write_bytes_atomically
+from targets.onnx_content import content_sha256
 
 ENGINE_DEVICE_FIELDS = (
     "target",
@@ -39,11 +41,11 @@ def engine_device(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
     return {k: fingerprint.get(k) for k in ENGINE_DEVICE_FIELDS}
 
 
-def engine_key(onnx_bytes: bytes, options: Mapping[str, Any], device: Mapping[str, Any]) -> str:
-    """SHA-256 over the ONNX content, the build options and the engine's device."""
+def engine_key(onnx_sha256: str, options: Mapping[str, Any], device: Mapping[str, Any]) -> str:
+    """SHA-256 over the ONNX content (``targets.onnx_content.content_sha256``: the file
+    and its external weights), the build options and the engine's device."""
     head = json.dumps(
-        {"onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(), "options": options,
-         "device": dict(device)},
+        {"onnx_sha256": onnx_sha256, "options": options, "device": dict(device)},
         sort_keys=True, separators=(",", ":"), default=str,
     )  # fmt: skip
     return hashlib.sha256(head.encode()).hexdigest()
@@ -68,7 +70,7 @@ class EngineCache:
         self, onnx_path: Path, options: Mapping[str, Any], build: Callable[[], bytes]
     ) -> tuple[bytes, str, bool]:
         """``(engine bytes, key, reused)``; ``build()`` runs only on a miss."""
-        key = engine_key(Path(onnx_path).read_bytes(), options, self.device)
+        key = engine_key(content_sha256(Path(onnx_path)), options, self.device)
         path = self.path(key)
         if path.is_file():
             self.hits += 1

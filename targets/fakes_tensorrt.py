@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Sequence
 from enum import IntEnum
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -233,11 +234,20 @@ class _Parser:
     def get_error(self, i: int) -> str:
         return self.errors[i]
 
-    def parse(self, model: bytes) -> bool:
+    def parse(self, model: bytes, path: str | None = None) -> bool:
+        """As TensorRT's: external-data weights are read relative to ``path`` (without
+        it they cannot be found) and end up inside the network, as an engine holds them."""
         import onnx
+        from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
         try:
-            onnx.checker.check_model(onnx.load_from_string(model))
+            proto = onnx.load_from_string(model)
+            if any(uses_external_data(t) for t in proto.graph.initializer):
+                if path is None:
+                    raise ValueError("the model has external weights and no path was given")
+                load_external_data_for_model(proto, str(Path(path).parent))
+                model = proto.SerializeToString()
+            onnx.checker.check_model(proto)
         except Exception as exc:
             self.errors.append(f"ModelImporter: failed to parse ONNX model: {exc}")
             return False

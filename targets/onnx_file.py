@@ -21,6 +21,7 @@ from sentryfuse.errors import TargetError, unknown_name
 from targets.base import Runner
 from targets.device_timing import DeviceTimings
 from targets.engine_cache import EngineCache
+from targets.onnx_content import content_bytes, external_locations
 
 ONNX_FILE_RUNTIMES = {
     "cpu": ("onnxruntime",),
@@ -40,6 +41,11 @@ class OnnxInput:
     dims: tuple[int | str, ...]  # ints, or the symbolic name ("?" when unnamed)
 
 
+def _invalid(path: Path, exc: Exception) -> TargetError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return TargetError(f"{path}: not a valid ONNX model ({first[:200]})")
+
+
 def read_onnx_inputs(path: Path) -> tuple[list[OnnxInput], list[str]]:
     """The graph's real inputs (initializers excluded) and its output names."""
     try:
@@ -53,10 +59,13 @@ def read_onnx_inputs(path: Path) -> tuple[list[OnnxInput], list[str]]:
         raise TargetError(f"{path}: file not found")
     try:
         model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TargetError(f"{path}: not a valid ONNX model ({first[:200]})") from None
+        raise _invalid(path, exc) from None
+    external_locations(path, model)  # its weight files present and inside its folder
+    try:  # by path: external-data files resolve against the model's folder, not the cwd
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise _invalid(path, exc) from None
     graph = model.graph
     inits = {i.name for i in graph.initializer}
     inputs = []
@@ -154,7 +163,7 @@ def onnx_file_runner(
             unknown_name(f"runtime for an ONNX file on target '{target}'", runtime, valid)
         )
     order = tuple(shapes)
-    weights = Path(path).stat().st_size
+    weights = content_bytes(Path(path))  # external-data weights included
     if runtime == "onnxruntime":
         try:
             import onnxruntime as ort

@@ -59,7 +59,8 @@ def build_engine(
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
+    # the path lets the parser find external-data weights next to the file
+    if not parser.parse(Path(onnx_path).read_bytes(), str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise TargetError(f"TensorRT could not parse the ONNX export: {errors[:300]}")
     config = builder.create_builder_config()

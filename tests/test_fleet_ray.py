@@ -336,6 +336,7 @@ def test_driver_kill_9_then_resume_finishes_exactly_the_grid(cluster, tmp_path):
 
 
 def test_user_onnx_model_is_shipped_by_content_hash_into_the_node_cache(cluster, tmp_path):
+    import onnx
     import torch
 
     torch.manual_seed(0)
@@ -349,20 +350,31 @@ def test_user_onnx_model_is_shipped_by_content_hash_into_the_node_cache(cluster,
             net.eval(), (torch.randn(1, 4),), str(onnx_path), input_names=["x"],
             output_names=["out"], opset_version=17, dynamo=False,
         )  # fmt: skip
+    (src / "ext").mkdir()  # the same network with its weights in an external-data file
+    onnx.save_model(
+        onnx.load(str(onnx_path)), str(src / "ext" / "mlp.onnx"), save_as_external_data=True,
+        all_tensors_to_one_file=True, location="w.bin", size_threshold=0,
+    )  # fmt: skip
     (src / "mine.toml").write_text(
         'name = "mine"\n[[models]]\nname = "mlp"\npath = "mlp.onnx"\n'
+        '[[models]]\nname = "mlpx"\npath = "ext/mlp.onnx"\n'
         '[grid]\ntargets = ["cpu"]\nruntimes = ["onnxruntime"]\npower_modes = ["single"]\n'
         "[measure]\nwarmup_s = 0.0\nmin_duration_s = 0.05\nmin_count = 10\ntrials = 2\n"
     )
     profile = load_profile(src / "mine.toml")
     s = run_fleet_suite(profile, tmp_path / "out", cluster.address, cache_dir=tmp_path / "nc")
-    assert (s.total, s.ok, s.failed) == (1, 1, 0)
-    row = next(iter(_cells(s.store_path).values()))
-    local = tmp_path / "nc" / "artifacts" / "models" / f"{profile.models[0].sha256}.onnx"
-    assert row["extra"]["model_file"] == str(local)  # the node read its own copy
-    assert row["extra"]["model_path"] == str(onnx_path.resolve())  # provenance: the source
+    assert (s.total, s.ok, s.failed) == (2, 2, 0)
+    rows = {r["backbone"]: r for r in _cells(s.store_path).values()}
+    models = tmp_path / "nc" / "artifacts" / "models"
+    plain, ext = profile.models
+    local = models / f"{plain.sha256}.onnx"
+    assert rows["mlp"]["extra"]["model_file"] == str(local)  # the node read its own copy
+    assert rows["mlp"]["extra"]["model_path"] == str(onnx_path.resolve())  # provenance
     assert local.read_bytes() == onnx_path.read_bytes()
-    assert not list(local.parent.glob(".tmp-*"))
+    local_ext = models / ext.sha256 / "mlp.onnx"  # laid out as it was, weights beside it
+    assert rows["mlpx"]["extra"]["model_file"] == str(local_ext)
+    assert (local_ext.parent / "w.bin").read_bytes() == (src / "ext" / "w.bin").read_bytes()
+    assert not list(models.glob(".tmp-*"))
 
 
 def test_tensorrt_engines_are_built_on_the_device_once_and_reused(cluster, tmp_path):

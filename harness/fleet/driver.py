@@ -32,6 +32,7 @@ from harness.fleet.worker import run_unit_task
 from harness.profile_schema import Profile
 from harness.store import STORE_NAME, CellResult, Store, git_commit, utc_now
 from harness.suite import SuiteSummary, preflight
+from harness.usermodel import check_resumable
 from sentryfuse.errors import HarnessError
 from targets.base import Availability
 
@@ -142,6 +143,7 @@ class _FleetRun:
     # -- the loop -------------------------------------------------------------------
     def run(self, cells: list[Cell], request: dict[str, Any]) -> SuiteSummary:
         self.request = request
+        check_resumable(self.profile, self.store)  # before anything is written
         self.run_id = self.store.begin_run(
             self.profile.name,
             self.profile.profile_hash(),

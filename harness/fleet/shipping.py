@@ -7,8 +7,10 @@ on the node by the model code. Never a pickled module of ours: a device node may
 different torch build (JetPack), and a pickle would tie the two together and execute
 whatever it holds. On the node, files land in a content-addressed cache so a later run
 reuses them. A user's ``[[models]]`` ONNX file travels the same way, as its bytes keyed
-by its SHA-256, into ``CACHE/artifacts/models/<sha256>.onnx``, so a node needs no shared
-filesystem and no file at the driver's path; anything not shipped (a failed build, a
+by its content digest, into ``CACHE/artifacts/models/<sha256>.onnx`` — or, with external
+weights, the file and its data files laid out as they were under
+``CACHE/artifacts/models/<sha256>/`` — so a node needs no shared filesystem and no file
+at the driver's path; anything not shipped (a failed build, a
 replay cell's per-segment variants, fine-tuning, which is metered on the device) is
 derived on the node as on one machine.
 """
@@ -30,6 +32,7 @@ from harness.artifacts import Artifacts
 from harness.cells import Cell
 from harness.profile_schema import Profile, UserModel
 from sentryfuse.outpath import write_bytes_atomically
+from targets.onnx_content import content_sha256_of, write_model_dir
 
 Files = dict[str, bytes]
 
@@ -81,17 +84,27 @@ def models_from_wire(rows: list[dict[str, Any]]) -> tuple[UserModel, ...]:
             r["sha256"],
             tuple((k, tuple(int(d) for d in v)) for k, v in r["shapes"]),
             int(r["batch"]),
+            tuple(r.get("external", ())),
         )  # fmt: skip
         for r in rows
     )
 
 
 def pack_model(model: UserModel) -> dict[str, Any]:
-    """A user's ONNX file as bytes, keyed by the content hash the profile recorded."""
-    data = Path(model.path).read_bytes()
-    if hashlib.sha256(data).hexdigest() != model.sha256:
+    """A user's ONNX file (and its external-data files) as bytes, keyed by the content
+    digest the profile recorded."""
+    path = Path(model.path)
+    data = path.read_bytes()
+    external = {loc: (path.parent / loc).read_bytes() for loc in model.external}
+    if content_sha256_of(data, external) != model.sha256:
         raise ValueError(f"{model.path} changed since the profile was read")
-    return {"key": f"model:{model.sha256}", "sha256": model.sha256, "onnx": data}
+    return {
+        "key": f"model:{model.sha256}",
+        "sha256": model.sha256,
+        "onnx": data,
+        "external": external,
+        "name": path.name,
+    }
 
 
 def pack_checkpoint(art: Artifacts, ckpt_key: str) -> dict[str, Any]:
@@ -162,27 +175,40 @@ class ShippedArtifacts(Artifacts):
     def receive(self, packages: list[dict[str, Any]]) -> None:
         for pkg in packages:
             if "onnx" in pkg:  # a user's model: node-local, by content hash
-                self._write_model(pkg["sha256"], pkg["onnx"])
+                self._write_model(pkg)
             elif "meta" in pkg:
                 self._shipped_variants.setdefault(pkg["key"], pkg)
             else:  # a checkpoint: where Artifacts looks for it before training
                 write_dir(pkg["files"], self.out_dir / "checkpoints" / pkg["key"])
 
-    def _model_path(self, sha256: str) -> Path:
-        return self.out_dir / "models" / f"{sha256}.onnx"
+    def _model_path(self, sha256: str, name: str | None) -> Path:
+        """``models/<sha256>.onnx``; a model with external data keeps its own file name
+        in ``models/<sha256>/`` beside its data files (``name`` given)."""
+        models = self.out_dir / "models"
+        return models / sha256 / name if name else models / f"{sha256}.onnx"
 
-    def _write_model(self, sha256: str, data: bytes) -> None:
-        final = self._model_path(sha256)
+    def _write_model(self, pkg: dict[str, Any]) -> None:
+        sha256, data, external = pkg["sha256"], pkg["onnx"], pkg.get("external") or {}
+        final = self._model_path(sha256, pkg["name"] if external else None)
         if final.is_file():
             return
-        if hashlib.sha256(data).hexdigest() != sha256:
+        if content_sha256_of(data, external) != sha256:
             raise ValueError(f"a shipped model does not hash to {sha256[:12]}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomically(final, data)  # a racing worker of this node writes the same bytes
+        models = self.out_dir / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        if not external:  # a racing worker of this node writes the same bytes
+            write_bytes_atomically(final, data)
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=models))
+        write_model_dir(data, external, tmp, final.name)
+        try:
+            os.replace(tmp, final.parent)  # the folder appears whole, or not at all
+        except OSError:  # another worker of this node won the race: same content
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def model_file(self, model: UserModel) -> Path:
         """The node's copy (shipped by content hash); the path itself if none came."""
-        local = self._model_path(model.sha256)
+        local = self._model_path(model.sha256, Path(model.path).name if model.external else None)
         return local if local.is_file() else Path(model.path)
 
     def variant(
