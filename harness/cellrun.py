@@ -174,6 +174,7 @@ def subject_for(p: PreparedCell, target: Any) -> Subject:
         energy_sensor=target.energy_sensor(),
         memory=target.memory,
         memory_reset=window_start(target, p.runner),  # also marks the runner's device timings
+        cpu_bound=getattr(target, "cpu_bound_runners", False),
     )
 
 
@@ -197,6 +198,8 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "ci_coverage": ci.level if ci else None,
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
+            "cpu_share": _round(m.cpu_share),
+            "cpu_share_trials": [_round(t.window.cpu_share) for t in m.trials],
             **device_extra(p.runner),
             "batch_size": p.cell.batch_size,
             "scenario": p.cell.scenario,
@@ -205,6 +208,10 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
         | figures
     )
     return cols
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
 
 
 def trial_rows(m: CellMeasurement) -> tuple[TrialRow, ...]:

@@ -54,6 +54,14 @@ class Measurement:
     peak_memory_mb: float | None = None
     cuda_peak_mb: float | None = None
     warnings: tuple[str, ...] = ()
+    cpu_s: float | None = None  # this process's CPU time over the timed loop, all threads
+
+    @property
+    def cpu_share(self) -> float | None:
+        """Cores' worth of CPU the process got over the window (CPU s ÷ wall s)."""
+        if self.cpu_s is None or self.elapsed_s <= 0:
+            return None
+        return self.cpu_s / self.elapsed_s
 
 
 def latency_stats(
@@ -148,11 +156,13 @@ def timed_window(
     memory_reset: Callable[[], None] | None = None,
     clock: Clock = time.perf_counter_ns,
     warmup: tuple[int, float] = (0, 0.0),
+    cpu_clock: Callable[[], float] = time.process_time,
 ) -> Measurement:
     """One timed window over already-prepared ``batches``: min duration AND min count.
 
     The energy window wraps exactly the timed loop; the memory peak is reset at its start.
-    ``warmup`` is what the caller ran before (recorded, never timed here).
+    ``warmup`` is what the caller ran before (recorded, never timed here). ``cpu_clock``
+    (the process's CPU time) is read at the loop's edges only.
     """
     nb = len(batches)
     if memory_reset is not None:
@@ -164,6 +174,7 @@ def timed_window(
     append = samples.append
     with window_cm as win:
         sync()
+        cpu0 = cpu_clock()
         start = prev = clock()
         n = 0
         while True:
@@ -175,6 +186,7 @@ def timed_window(
             n += 1
             if n >= min_count and now - start >= min_ns:
                 break
+        cpu_s = cpu_clock() - cpu0
     elapsed_s = (prev - start) / 1e9
     # Per-query time includes the loop's own overhead (~1 µs); the benchmark test bounds it.
     latencies_ms = tuple(s / 1e6 for s in samples)
@@ -196,6 +208,7 @@ def timed_window(
         peak_memory_mb=getattr(mem, "peak_rss_mb", None),
         cuda_peak_mb=getattr(mem, "cuda_peak_mb", None),
         warnings=tuple(warnings),
+        cpu_s=cpu_s,
     )
 
 

@@ -141,7 +141,10 @@ def _measure_group(group, by_key, c_cells, sides, pair_targets, tmp, trials, see
                 wd.mkdir(parents=True, exist_ok=True)
                 runner = target.export(model, batches[0], c.runtime, wd)
                 runners.append(runner)
-                subject = Subject(runner, batches, runner.synchronize, target.energy_sensor())
+                subject = Subject(
+                    runner, batches, runner.synchronize, target.energy_sensor(),
+                    cpu_bound=getattr(target, "cpu_bound_runners", False),
+                )  # fmt: skip
                 prepared.append((cell.key, side, subject))
             except Exception as exc:  # this pair cannot be compared; the others can
                 errors[cell.key] = f"{side}: {type(exc).__name__}: {' '.join(str(exc).split())}"

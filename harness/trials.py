@@ -9,6 +9,13 @@ load) hits all of them alike instead of whichever cell happened to run then. The
 inside a round is a seeded shuffle rotated so each runner's average position is the
 middle of the round (position bias cancels; Kalibera & Jones, "Rigorous benchmarking in
 reasonable time"). Warm-up runs once per runner, right before its first trial.
+
+Interleaving makes a comparison fair under load; it does not make a latency the model's
+own. On a shared machine a runner can lose its core for whole trials at a time, evenly
+enough that the trials still agree. So the windows of a CPU runner (``Subject.cpu_bound``)
+also read the process's CPU time: its compute thread is busy for the whole loop, so an
+uncontended window gets about one core's worth or more, and a median share below
+``MIN_CPU_SHARE`` marks the cell unstable, saying so.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from harness.measure import (
 )
 from harness.profile_schema import MeasureSettings
 
+# Below this many cores' worth of CPU time per second of window (median over the trials)
+# a CPU runner's compute thread was kept off its core for a fifth of the time or more.
+MIN_CPU_SHARE = 0.8
+
 
 @dataclass(frozen=True)
 class Subject:
@@ -44,6 +55,7 @@ class Subject:
     energy_sensor: object | None = None
     memory: Callable[[], object] | None = None
     memory_reset: Callable[[], None] | None = None
+    cpu_bound: bool = False  # computes on this process's CPU threads (the CPU share check)
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,7 @@ class CellMeasurement:
     warmup_s: float
     peak_memory_mb: float | None  # the largest trial peak
     cuda_peak_mb: float | None
+    cpu_share: float | None = None  # median over trials of CPU s ÷ wall s (None: not read)
 
     @property
     def stable(self) -> bool:
@@ -183,7 +196,9 @@ def measure_interleaved(
     out: list[CellMeasurement | Exception] = []
     for i in range(len(subjects)):
         p = prepared[i]
-        out.append(p if isinstance(p, Exception) else summarize(done[i], settings))
+        out.append(
+            p if isinstance(p, Exception) else summarize(done[i], settings, subjects[i].cpu_bound)
+        )
     return out
 
 
@@ -201,8 +216,11 @@ def measure_trials(
     return result
 
 
-def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasurement:
-    """The cell's figures from its trials (see CellMeasurement)."""
+def summarize(
+    trials: Sequence[Trial], settings: MeasureSettings, cpu_bound: bool = False
+) -> CellMeasurement:
+    """The cell's figures from its trials (see CellMeasurement); ``cpu_bound``: check
+    the CPU share (module docstring)."""
     if not trials:
         raise ValueError("no trials to summarize")
     p50s = [t.latency_ms_p50 for t in trials]
@@ -214,12 +232,20 @@ def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasure
         [x for t in trials for x in t.window.latencies_ms], settings.percentiles, settings.cv_warn
     )
     spread = relative_mad(p50s)
-    reason = None
+    reasons = []
     if spread > settings.max_trial_spread:
-        reason = (
+        reasons.append(
             f"trial spread {spread:.3f} > {settings.max_trial_spread:g} "
             f"(relative MAD of {len(trials)} trial medians)"
         )
+    shares = [t.window.cpu_share for t in trials]
+    cpu_share = float(np.median(shares)) if all(x is not None for x in shares) else None
+    if cpu_bound and cpu_share is not None and cpu_share < MIN_CPU_SHARE:
+        reasons.append(
+            f"CPU share {cpu_share:.2f} < {MIN_CPU_SHARE:g} (median of {len(trials)} trials: "
+            "another process held the cores; the latency is not the model's alone)"
+        )
+    reason = "; ".join(reasons) or None
     energies = [t.energy_mj_per_inference for t in trials]
     known = [e for e in energies if e is not None]
     have_energy = len(known) == len(energies)
@@ -242,4 +268,5 @@ def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasure
         warmup_s=first.warmup_s,
         peak_memory_mb=max(peaks) if peaks else None,
         cuda_peak_mb=max(cuda) if cuda else None,
+        cpu_share=cpu_share,
     )

@@ -171,6 +171,7 @@ def run_model_group(
                     energy_sensor=target.energy_sensor(),
                     memory=target.memory,
                     memory_reset=window_start(target, runner),
+                    cpu_bound=getattr(target, "cpu_bound_runners", False),
                 ),
                 _columns_of(runner, extra, cell_measurement_columns),
             )
@@ -229,6 +230,7 @@ def _columns(m: Any, runner: Any, extra: dict, measurement_columns: Any) -> dict
             **extra,
             "window_s": window_s,
             "warmup_n": m.warmup_n,
+            "cpu_share": None if m.cpu_share is None else round(m.cpu_share, 3),
             "throughput_per_s": extra["batch"] * m.pooled.n / window_s if window_s else None,
             **device_extra(runner),
         }

@@ -163,6 +163,10 @@ class Target(ABC):
     # sets it (``OUT/engines`` on one machine, the node's cache in a fleet). None: no
     # cache, every export builds its own.
     engine_cache_dir: Path | None = None
+    # Whether its runners compute on this process's CPU threads, so a timed window's CPU
+    # time says how much of a core the process got (harness.trials: the CPU share check).
+    # False for accelerators: their host thread waits on the device.
+    cpu_bound_runners: bool = False
 
     @abstractmethod
     def availability(self) -> Availability: ...

@@ -35,6 +35,7 @@ def cpu_model(root: Path = DEFAULT_ROOT) -> str:
 
 class CpuTarget(Target):
     name = "cpu"
+    cpu_bound_runners = True
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.cells import expand
@@ -161,6 +162,13 @@ def test_sigkill_midway_then_resume_finishes_exactly_the_grid(tmp_path):
         " WHERE method LIKE '%+ft' AND status = 'ok' AND kind = 'static'"
     ).fetchall()
     assert ft
+    static = db.execute(
+        "SELECT trials, extra_json FROM cells WHERE status = 'ok' AND kind = 'static'"
+    ).fetchall()
+    for trials, extra in static:  # the CPU share each trial's process got, and its median
+        e = json.loads(extra)
+        assert len(e["cpu_share_trials"]) == trials and all(x > 0 for x in e["cpu_share_trials"])
+        assert e["cpu_share"] == pytest.approx(float(np.median(e["cpu_share_trials"])), abs=1e-3)
     for energy_mj, model, extra in ft:  # the model's power x 3 steps x the median step
         watts = float(re.search(r"([\d.]+) W/core × (\d+) threads", model).group(1)) * int(
             re.search(r"× (\d+) threads", model).group(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -173,3 +174,22 @@ def test_wilson_interval_known_values():
     assert edge.lo == 0.0 and 0.0 < edge.hi < 0.08
     assert wilson_interval(0, 0) is None
     assert math.isclose(wilson_interval(50, 100).lo + wilson_interval(50, 100).hi, 1.0)
+
+
+class SleepingRunner:
+    """A runner that waits instead of computing: its process gets no CPU for it, as a
+    runner does whose core another process holds."""
+
+    def __call__(self, batch):
+        time.sleep(0.002)
+
+
+def test_a_cpu_runner_that_did_not_get_the_cpu_is_unstable_whatever_its_spread():
+    s = _settings(warmup_n=0, min_duration_s=0.03, min_count=5, trials=3, max_trial_spread=10.0)
+    starved = measure_trials(Subject(SleepingRunner(), _batches(), cpu_bound=True), s)
+    assert starved.cpu_share is not None and starved.cpu_share < 0.5
+    assert not starved.stable and "CPU share" in starved.unstable_reason
+    assert "trial spread" not in starved.unstable_reason  # the trials agree; the CPU did not
+    # an accelerator's host thread waits on the device by design: no CPU check there
+    waiting = measure_trials(Subject(SleepingRunner(), _batches(), cpu_bound=False), s)
+    assert waiting.stable and waiting.cpu_share is not None and waiting.cpu_share < 0.5
