@@ -11,9 +11,11 @@ that cannot be trained fails its cells quickly instead of retraining for each on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,27 @@ class Artifacts:
             "max_test": self.profile.eval.max_test,
         }
         return sha256_hex(canonical_json(d))[:16]
+
+    def earlier_trainings(self, cells: Iterable[Any]) -> list[tuple[float, float]]:
+        """``(sample-epochs, seconds)`` of the checkpoints of ``cells`` already on disk, as
+        their ``metrics.json`` recorded them: a resumed run prices its training from what
+        training took on this machine instead of from the priors."""
+        out = []
+        keys = {
+            self.checkpoint_key(c.dataset, c.backbone, c.attention, c.seed)
+            for c in cells
+            if c.kind != "model"
+        }
+        for key in sorted(keys):
+            path = self.out_dir / "checkpoints" / key / "metrics.json"
+            try:
+                m = json.loads(path.read_text())
+                units, seconds = float(m["epochs"]) * float(m["train_samples"]), float(m["train_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not trained yet, or an older file without these fields
+            if units > 0 and seconds > 0:
+                out.append((units, seconds))
+        return out
 
     def is_trained(self, dataset: str, backbone: str, attention: str, seed: int) -> bool:
         """Whether this checkpoint is already on disk (a cell using it trains nothing)."""

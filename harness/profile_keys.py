@@ -33,7 +33,7 @@ SECTIONS: dict[str, type] = {
     "models": UserModel,
 }
 # Fields that are not written in a profile: where it came from, what is computed from it.
-_NOT_KEYS = {"source", "sha256"}
+_NOT_KEYS = {"source", "sha256", "external"}
 
 
 def section_keys(section: str) -> tuple[str, ...]:

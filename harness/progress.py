@@ -84,9 +84,15 @@ def make_plan(
     return plan
 
 
-def plan_seconds(profile: Profile, plan: list[Work]) -> float:
-    """The prior wall time of a plan (``run --dry-run``): rough, nothing is measured yet."""
-    return EtaModel(priors_for(profile)).remaining_s(plan)
+def plan_seconds(
+    profile: Profile, plan: list[Work], trained: Sequence[tuple[float, float]] = ()
+) -> float:
+    """The prior wall time of a plan (``run --dry-run``): rough, except training when
+    ``trained`` (``Artifacts.earlier_trainings``) says what it took here before."""
+    model = EtaModel(priors_for(profile))
+    for units, seconds in trained:
+        model.trained(units, seconds)
+    return model.remaining_s(plan)
 
 
 def _clock(seconds: float) -> str:
@@ -118,11 +124,20 @@ class Progress:
 
     @classmethod
     def start(
-        cls, plan: list[Work], *, priors: dict[str, float] | None = None, **kwargs: Any
+        cls,
+        plan: list[Work],
+        *,
+        priors: dict[str, float] | None = None,
+        trained: Sequence[tuple[float, float]] = (),
+        **kwargs: Any,
     ) -> Progress:
-        """A started progress display for ``plan`` (``priors``: ``priors_for(profile)``)."""
+        """A started progress display for ``plan`` (``priors``: ``priors_for(profile)``;
+        ``trained``: ``(sample-epochs, seconds)`` of checkpoints a resumed run already
+        trained here, ``Artifacts.earlier_trainings``)."""
         self = cls(**kwargs)
         self.model = EtaModel(priors)
+        for units, seconds in trained:
+            self.model.trained(units, seconds)
         self._plan = list(plan)
         self._n_cells = sum(w.n_cells for w in plan)
         self._t0 = self._clock()
@@ -133,9 +148,15 @@ class Progress:
                              bar_format="{desc}: {n}/{total} |{bar}| {elapsed}{postfix}")  # fmt: skip
             self._bar.set_postfix_str(f"ETA {_clock(self.eta_s())} (rough)")
         elif plan:
+            basis = (
+                f"training priced from the {len(trained)} checkpoint(s) trained here before, "
+                "the rest rough"
+                if trained
+                else "rough: nothing measured yet"
+            )
             self._line(
                 f"{self._n_cells} cells to run in {len(plan)} groups, first estimate "
-                f"{_clock(self.eta_s())} (rough: nothing measured yet)"
+                f"{_clock(self.eta_s())} ({basis})"
             )
         return self
 

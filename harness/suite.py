@@ -122,7 +122,7 @@ def run_suite(
         todo = [c for c in cells if c.key not in done]
         groups = plan_groups(todo)
         plan = plan_for(profile, groups, art)
-        bar = Progress.start(plan, priors=priors_for(profile),
+        bar = Progress.start(plan, priors=priors_for(profile), trained=art.earlier_trainings(cells),
                              bar=None if progress is None else True, quiet=progress is False)  # fmt: skip
         for group, work in zip(groups, plan, strict=True):
             if work.train_units:

@@ -140,6 +140,8 @@ def test_sigkill_midway_then_resume_finishes_exactly_the_grid(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{len(before)} already finished" in resumed.stdout
+    # its ETA prices training from the checkpoint the killed run trained, not the priors
+    assert "training priced from the 1 checkpoint(s) trained here before" in resumed.stderr
     after = _rows(store)
     assert set(after) == expected  # exactly the cells of an uninterrupted run
     assert all(r[0] == "ok" and r[3] == r[4] and r[4] >= 10 for r in after.values())

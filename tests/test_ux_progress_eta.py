@@ -133,3 +133,17 @@ def test_progress_lines_carry_the_eta_of_the_phases_left():
     assert len({ln.rsplit("ETA ", 1)[1] for ln in group}) == 1
     assert "failed" in group[2] and "1.5 s" in group[0]  # 1 s prepare + 5 × 0.1 s rounds
     assert lines[-1].startswith("[6/6] ok") and lines[-1].endswith("ETA 0:00")
+
+
+def test_a_resumed_run_prices_training_from_the_checkpoints_it_already_trained():
+    plan = [static(2, train_units=1000), static(2)]
+    stream = io.StringIO()
+    p = Progress.start(plan, priors=PRIORS, trained=[(500, 100.0), (500, 100.0)],
+                       stream=stream, bar=False, clock=FakeClock())  # fmt: skip
+    assert p.model.measured("train_unit") == pytest.approx(0.2)  # 200 s / 1000 sample-epochs
+    assert p.eta_s() == pytest.approx(1000 * 0.2 + EtaModel(PRIORS).remaining_s([static(2)] * 2))
+    first = stream.getvalue().splitlines()[0]
+    assert "training priced from the 2 checkpoint(s) trained here before" in first
+    fresh = io.StringIO()
+    Progress.start(plan, priors=PRIORS, stream=fresh, bar=False, clock=FakeClock())
+    assert "rough: nothing measured yet" in fresh.getvalue()

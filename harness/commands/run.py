@@ -140,7 +140,9 @@ def _dry_run(
         mark = "done" if cell.key in done else "todo"
         print(f"{cell.key[:12]}  {mark}  {cell.kind:6s}  {cell.label()}")
     todo = [c for c in cells if c.key not in done]
-    est = plan_seconds(profile, plan_for(profile, plan_groups(todo), art))
+    est = plan_seconds(
+        profile, plan_for(profile, plan_groups(todo), art), art.earlier_trainings(cells)
+    )
     print(
         f"{profile.name}: {len(cells)} cells ({len(cells) - len(todo)} finished), "
         f"{len(todo)} to run, estimated {est / 60:.1f} min on a 2-core CPU (rough; the run "
