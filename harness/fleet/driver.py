@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.cells import Cell
+from harness.eta import EtaModel
 from harness.fleet.cluster import FleetCluster, connect, parse_spec
-from harness.fleet.progress import FleetProgress
+from harness.fleet.progress import FleetProgress, PlannedUnit
 from harness.fleet.resources import join_command, kind_resource, missing_kinds
 from harness.fleet.shipping import models_to_wire, unit_packages
 from harness.fleet.units import plan_units, result_from_wire
 from harness.fleet.worker import run_unit_task
 from harness.profile_schema import Profile
+from harness.progress import plan_for, priors_for
 from harness.store import STORE_NAME, CellResult, Store, git_commit, utc_now
 from harness.suite import SuiteSummary, preflight
 from harness.usermodel import check_resumable
@@ -152,10 +154,19 @@ class _FleetRun:
         )
         done = self.store.finished_keys()
         todo = [c for c in cells if c.key not in done]
-        self.progress = FleetProgress(len(todo), self.stream)
-        for unit in plan_units(todo):
+        units = plan_units(todo)
+        self.progress = FleetProgress(len(todo), self.stream, train=self._eta_model(cells))
+        plan = plan_for(self.profile, units, self.art)
+        self.progress.plan(
+            [
+                PlannedUnit(u[0].target, len(u), w.train_units)
+                for u, w in zip(units, plan, strict=True)
+            ]
+        )
+        for unit in units:
+            trained0 = self.art.trained_s
             job = _Job(unit, unit[0].target, self._packages(unit))
-            self.progress.enqueue(job.kind, len(unit))
+            self.progress.enqueue(job.kind, len(unit), self.art.trained_s - trained0)
             self._submit(job)
             self._drain(block=False)
         self.refs.clear()  # each job holds its own artefact refs: freed as units finish
@@ -166,6 +177,13 @@ class _FleetRun:
         return SuiteSummary(
             len(cells), len(cells) - len(todo), self.ok, len(failures), self.store.path, failures
         )
+
+    def _eta_model(self, cells: list[Cell]) -> EtaModel:
+        """The driver's training rate: priors, then what this OUT's checkpoints took."""
+        model = EtaModel(priors_for(self.profile))
+        for units, seconds in self.art.earlier_trainings(cells):
+            model.trained(units, seconds)
+        return model
 
     def alive(self, force: bool = False) -> dict[str, list[str]]:
         now = time.monotonic()

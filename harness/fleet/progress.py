@@ -1,9 +1,19 @@
 """Progress of a fleet run, per device: done / failed, queued per kind, and an ETA.
 
 A unit is queued on a device *kind* until Ray places it, so "queued" is counted per kind
-and "done"/"failed" per device. The ETA of a kind is its queued cells times the mean
-cell time seen on that kind, divided by the devices of that kind alive now: the fleet
-finishes when its slowest kind does.
+and "done"/"failed" per device. The driver trains each checkpoint before it submits the
+first unit that needs it, while the devices measure what was submitted before, so the
+work left is of two kinds:
+
+- the driver's training for units not submitted yet, priced per sample-epoch by
+  ``harness.eta.EtaModel`` (from the checkpoints it trained in this run, those a resumed
+  OUT already holds, else the priors);
+- each kind's cells, queued or still to be submitted, at the mean cell time seen on that
+  kind, divided by the devices of that kind alive now.
+
+A kind is done when its cells drain and, at the earliest, when the driver has trained up
+to its last unit and that unit has run; the fleet finishes when its slowest kind does.
+Counting only the queued cells said "2m" with hours of training ahead on the driver.
 """
 
 from __future__ import annotations
@@ -15,12 +25,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from harness.eta import EtaModel
+
 
 @dataclass
 class DeviceCounts:
     done: int = 0
     failed: int = 0
     busy_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit the driver has not submitted yet: its kind, cells and training first."""
+
+    kind: str
+    n_cells: int
+    train_units: float = 0.0  # sample-epochs the driver trains before submitting it
 
 
 @dataclass
@@ -30,9 +51,20 @@ class FleetProgress:
     clock: Callable[[], float] = time.monotonic
     devices: dict[str, DeviceCounts] = field(default_factory=lambda: defaultdict(DeviceCounts))
     queued: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    train: EtaModel = field(default_factory=EtaModel)  # prices the driver's training
+    pending: list[PlannedUnit] = field(default_factory=list)  # not submitted yet, in order
     _kind_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
-    def enqueue(self, kind: str, n_cells: int) -> None:
+    def plan(self, units: list[PlannedUnit]) -> None:
+        """The units the driver will submit, in its order (``enqueue`` takes them off)."""
+        self.pending = list(units)
+
+    def enqueue(self, kind: str, n_cells: int, train_s: float = 0.0) -> None:
+        """The next planned unit was submitted; its training took ``train_s``."""
+        if self.pending:
+            unit = self.pending.pop(0)
+            if unit.train_units > 0 and train_s > 0:
+                self.train.trained(unit.train_units, train_s)
         self.queued[kind] += n_cells
 
     def finished(self, kind: str, device: str, ok: bool, cell_s: float | None) -> None:
@@ -49,15 +81,26 @@ class FleetProgress:
             self._kind_s[kind].append(cell_s)
 
     def eta_s(self, alive: dict[str, int]) -> float | None:
-        """Seconds until the slowest kind drains; None until every queued kind has a time."""
-        worst = 0.0
-        for kind, n in self.queued.items():
-            if n <= 0:
-                continue
+        """Seconds until the slowest kind is done (module docstring); None until every
+        kind with cells left has a measured cell time and a device alive."""
+        left = defaultdict(int, {k: n for k, n in self.queued.items() if n > 0})
+        ready_s: dict[str, tuple[float, int]] = {}  # kind -> (driver s to its last unit, cells)
+        driver_s = 0.0
+        for unit in self.pending:
+            driver_s += unit.train_units * self.train.rate("train_unit")
+            left[unit.kind] += unit.n_cells
+            ready_s[unit.kind] = (driver_s, unit.n_cells)
+        worst = driver_s
+        for kind, n in left.items():
             times = self._kind_s.get(kind)
             if not times or not alive.get(kind):
                 return None
-            worst = max(worst, n * (sum(times) / len(times)) / alive[kind])
+            cell_s = sum(times) / len(times)
+            finish = n * cell_s / alive[kind]
+            if kind in ready_s:
+                last_ready, last_cells = ready_s[kind]
+                finish = max(finish, last_ready + last_cells * cell_s)
+            worst = max(worst, finish)
         return worst
 
     def line(self, alive: dict[str, int]) -> str:
