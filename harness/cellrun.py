@@ -174,7 +174,7 @@ def subject_for(p: PreparedCell, target: Any) -> Subject:
         energy_sensor=target.energy_sensor(),
         memory=target.memory,
         memory_reset=window_start(target, p.runner),  # also marks the runner's device timings
-        cpu_bound=getattr(target, "cpu_bound_runners", False),
+        cpu_threads=getattr(target, "cpu_threads", None),
     )
 
 
@@ -199,6 +199,7 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
             "cpu_share": _round(m.cpu_share),
+            "cpu_threads": m.cpu_threads,
             "cpu_share_trials": [_round(t.window.cpu_share) for t in m.trials],
             **device_extra(p.runner),
             "batch_size": p.cell.batch_size,

@@ -143,7 +143,7 @@ def _measure_group(group, by_key, c_cells, sides, pair_targets, tmp, trials, see
                 runners.append(runner)
                 subject = Subject(
                     runner, batches, runner.synchronize, target.energy_sensor(),
-                    cpu_bound=getattr(target, "cpu_bound_runners", False),
+                    cpu_threads=getattr(target, "cpu_threads", None),
                 )  # fmt: skip
                 prepared.append((cell.key, side, subject))
             except Exception as exc:  # this pair cannot be compared; the others can

@@ -11,11 +11,14 @@ middle of the round (position bias cancels; Kalibera & Jones, "Rigorous benchmar
 reasonable time"). Warm-up runs once per runner, right before its first trial.
 
 Interleaving makes a comparison fair under load; it does not make a latency the model's
-own. On a shared machine a runner can lose its core for whole trials at a time, evenly
-enough that the trials still agree. So the windows of a CPU runner (``Subject.cpu_bound``)
-also read the process's CPU time: its compute thread is busy for the whole loop, so an
-uncontended window gets about one core's worth or more, and a median share below
-``MIN_CPU_SHARE`` marks the cell unstable, saying so.
+own. On a shared machine a runner can lose its cores for whole trials at a time, evenly
+enough that the trials still agree. So the windows of a CPU runner
+(``Subject.cpu_threads``) also read the process's CPU time: its compute threads are busy
+(or spin) for the whole loop, so an uncontended window gets about one core per thread
+(``benchmarks/cpu_share.py``: 1.00 with 1 thread, 1.90–1.93 with 2, ONNX Runtime and
+torch), and a median share per thread below ``MIN_CPU_SHARE`` marks the cell unstable,
+saying so. Per thread, because a 2-thread runner beside two busy processes still got
+0.98 of a core, and ran 3.7× slower.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from harness.measure import (
 )
 from harness.profile_schema import MeasureSettings
 
-# Below this many cores' worth of CPU time per second of window (median over the trials)
-# a CPU runner's compute thread was kept off its core for a fifth of the time or more.
+# Below this much CPU time per compute thread per second of window (median over the
+# trials) a CPU runner's threads were kept off their cores a fifth of the time or more.
 MIN_CPU_SHARE = 0.8
 
 
@@ -55,7 +58,9 @@ class Subject:
     energy_sensor: object | None = None
     memory: Callable[[], object] | None = None
     memory_reset: Callable[[], None] | None = None
-    cpu_bound: bool = False  # computes on this process's CPU threads (the CPU share check)
+    # the threads it computes on in this process now (``Target.cpu_threads``); None: not on
+    # the CPU (no CPU share check)
+    cpu_threads: Callable[[], int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,14 @@ class Trial:
     round: int  # the interleaving round it ran in
     position: int  # its place inside that round (0 = first)
     window: Measurement
+    cpu_threads: int | None = None  # the runner's compute threads then (None: not a CPU runner)
+
+    @property
+    def cpu_share_per_thread(self) -> float | None:
+        share = self.window.cpu_share
+        if share is None or not self.cpu_threads:
+            return None
+        return share / self.cpu_threads
 
     @property
     def latency_ms_p50(self) -> float:
@@ -112,6 +125,7 @@ class CellMeasurement:
     peak_memory_mb: float | None  # the largest trial peak
     cuda_peak_mb: float | None
     cpu_share: float | None = None  # median over trials of CPU s ÷ wall s (None: not read)
+    cpu_threads: int | None = None  # the compute threads the check divided by (None: no check)
 
     @property
     def stable(self) -> bool:
@@ -178,6 +192,7 @@ def measure_interleaved(
             try:
                 if warm[i] is None:
                     warm[i] = warm_up(s.runner, batches, settings, sync, clock)
+                threads = s.cpu_threads() if s.cpu_threads is not None else None
                 w = timed_window(
                     s.runner,
                     batches,
@@ -192,13 +207,11 @@ def measure_interleaved(
             except Exception as exc:
                 prepared[i] = exc
                 continue
-            done[i].append(Trial(len(done[i]), r, pos, w))
+            done[i].append(Trial(len(done[i]), r, pos, w, threads))
     out: list[CellMeasurement | Exception] = []
     for i in range(len(subjects)):
         p = prepared[i]
-        out.append(
-            p if isinstance(p, Exception) else summarize(done[i], settings, subjects[i].cpu_bound)
-        )
+        out.append(p if isinstance(p, Exception) else summarize(done[i], settings))
     return out
 
 
@@ -216,11 +229,9 @@ def measure_trials(
     return result
 
 
-def summarize(
-    trials: Sequence[Trial], settings: MeasureSettings, cpu_bound: bool = False
-) -> CellMeasurement:
-    """The cell's figures from its trials (see CellMeasurement); ``cpu_bound``: check
-    the CPU share (module docstring)."""
+def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasurement:
+    """The cell's figures from its trials (see CellMeasurement); trials that know their
+    CPU threads are checked for their CPU share (module docstring)."""
     if not trials:
         raise ValueError("no trials to summarize")
     p50s = [t.latency_ms_p50 for t in trials]
@@ -240,11 +251,18 @@ def summarize(
         )
     shares = [t.window.cpu_share for t in trials]
     cpu_share = float(np.median(shares)) if all(x is not None for x in shares) else None
-    if cpu_bound and cpu_share is not None and cpu_share < MIN_CPU_SHARE:
-        reasons.append(
-            f"CPU share {cpu_share:.2f} < {MIN_CPU_SHARE:g} (median of {len(trials)} trials: "
-            "another process held the cores; the latency is not the model's alone)"
-        )
+    per_thread = [t.cpu_share_per_thread for t in trials]
+    threads = trials[0].cpu_threads
+    if all(x is not None for x in per_thread):
+        got = float(np.median(per_thread))
+        if got < MIN_CPU_SHARE:
+            reasons.append(
+                f"CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} ({threads} thread(s), "
+                f"median of {len(trials)} trials: another process held the cores; the "
+                "latency is not the model's alone)"
+            )
+    else:
+        threads = None
     reason = "; ".join(reasons) or None
     energies = [t.energy_mj_per_inference for t in trials]
     known = [e for e in energies if e is not None]
@@ -269,4 +287,5 @@ def summarize(
         peak_memory_mb=max(peaks) if peaks else None,
         cuda_peak_mb=max(cuda) if cuda else None,
         cpu_share=cpu_share,
+        cpu_threads=threads,
     )

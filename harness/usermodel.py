@@ -171,7 +171,7 @@ def run_model_group(
                     energy_sensor=target.energy_sensor(),
                     memory=target.memory,
                     memory_reset=window_start(target, runner),
-                    cpu_bound=getattr(target, "cpu_bound_runners", False),
+                    cpu_threads=getattr(target, "cpu_threads", None),
                 ),
                 _columns_of(runner, extra, cell_measurement_columns),
             )

@@ -163,13 +163,16 @@ class Target(ABC):
     # sets it (``OUT/engines`` on one machine, the node's cache in a fleet). None: no
     # cache, every export builds its own.
     engine_cache_dir: Path | None = None
-    # Whether its runners compute on this process's CPU threads, so a timed window's CPU
-    # time says how much of a core the process got (harness.trials: the CPU share check).
-    # False for accelerators: their host thread waits on the device.
-    cpu_bound_runners: bool = False
 
     @abstractmethod
     def availability(self) -> Availability: ...
+
+    def cpu_threads(self) -> int | None:
+        """The threads its runners compute on in this process now (the power mode
+        applied), when they compute on the CPU, so a timed window's CPU time says how
+        much of those cores the process got (harness.trials: the CPU share check). None
+        for accelerators: their host thread waits on the device."""
+        return None
 
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from sentryfuse.errors import TargetError, unknown_name
 from targets.base import Availability, EnergySensor, MemoryReading, Runner, Target
-from targets.cpu_energy import DEFAULT_CPU_WATTS_PER_CORE, cpu_energy_sensor
+from targets.cpu_energy import DEFAULT_CPU_WATTS_PER_CORE, active_threads, cpu_energy_sensor
 from targets.cpu_power import CpuPowerModes
 from targets.export import PARITY_ATOL, PARITY_RTOL
 from targets.hw import DEFAULT_ROOT, MONOTONIC, Clock, read_text, under
@@ -35,7 +35,6 @@ def cpu_model(root: Path = DEFAULT_ROOT) -> str:
 
 class CpuTarget(Target):
     name = "cpu"
-    cpu_bound_runners = True
 
     def __init__(
         self,
@@ -55,6 +54,9 @@ class CpuTarget(Target):
 
     def availability(self) -> Availability:
         return Availability(True)
+
+    def cpu_threads(self) -> int | None:
+        return active_threads()
 
     def runtimes(self) -> tuple[str, ...]:
         return CPU_RUNTIMES

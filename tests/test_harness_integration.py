@@ -169,6 +169,7 @@ def test_sigkill_midway_then_resume_finishes_exactly_the_grid(tmp_path):
     ).fetchall()
     for trials, extra in static:  # the CPU share each trial's process got, and its median
         e = json.loads(extra)
+        assert isinstance(e["cpu_threads"], int) and e["cpu_threads"] >= 1
         assert len(e["cpu_share_trials"]) == trials and all(x > 0 for x in e["cpu_share_trials"])
         assert e["cpu_share"] == pytest.approx(float(np.median(e["cpu_share_trials"])), abs=1e-3)
     for energy_mj, model, extra in ft:  # the model's power x 3 steps x the median step

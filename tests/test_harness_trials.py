@@ -184,12 +184,31 @@ class SleepingRunner:
         time.sleep(0.002)
 
 
+class SpinningRunner:
+    """A runner that computes on one thread only (busy for each call's 2 ms)."""
+
+    def __call__(self, batch):
+        end = time.perf_counter() + 0.002
+        while time.perf_counter() < end:
+            pass
+
+
 def test_a_cpu_runner_that_did_not_get_the_cpu_is_unstable_whatever_its_spread():
     s = _settings(warmup_n=0, min_duration_s=0.03, min_count=5, trials=3, max_trial_spread=10.0)
-    starved = measure_trials(Subject(SleepingRunner(), _batches(), cpu_bound=True), s)
+    one = lambda: 1  # noqa: E731
+    starved = measure_trials(Subject(SleepingRunner(), _batches(), cpu_threads=one), s)
     assert starved.cpu_share is not None and starved.cpu_share < 0.5
+    assert starved.cpu_threads == 1 and all(t.cpu_threads == 1 for t in starved.trials)
     assert not starved.stable and "CPU share" in starved.unstable_reason
     assert "trial spread" not in starved.unstable_reason  # the trials agree; the CPU did not
     # an accelerator's host thread waits on the device by design: no CPU check there
-    waiting = measure_trials(Subject(SleepingRunner(), _batches(), cpu_bound=False), s)
-    assert waiting.stable and waiting.cpu_share is not None and waiting.cpu_share < 0.5
+    waiting = measure_trials(Subject(SleepingRunner(), _batches()), s)
+    assert waiting.stable and waiting.cpu_share is not None and waiting.cpu_threads is None
+
+
+def test_the_cpu_share_is_per_compute_thread():
+    # one busy thread is at most one core: for a runner given 2 threads, half of them idle
+    s = _settings(warmup_n=0, min_duration_s=0.03, min_count=5, trials=3, max_trial_spread=10.0)
+    m = measure_trials(Subject(SpinningRunner(), _batches(), cpu_threads=lambda: 2), s)
+    assert m.cpu_share is not None and m.cpu_share <= 1.05
+    assert not m.stable and "per thread" in m.unstable_reason and "2 thread(s)" in m.unstable_reason
