@@ -200,6 +200,7 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "trial_positions": [t.position for t in m.trials],
             "cpu_share": _round(m.cpu_share),
             "cpu_threads": m.cpu_threads,
+            "cpu_starved": m.cpu_starved,
             "cpu_share_trials": [_round(t.window.cpu_share) for t in m.trials],
             **device_extra(p.runner),
             "batch_size": p.cell.batch_size,

@@ -126,6 +126,7 @@ class CellMeasurement:
     cuda_peak_mb: float | None
     cpu_share: float | None = None  # median over trials of CPU s ÷ wall s (None: not read)
     cpu_threads: int | None = None  # the compute threads the check divided by (None: no check)
+    cpu_starved: bool = False  # the check failed: under MIN_CPU_SHARE per thread
 
     @property
     def stable(self) -> bool:
@@ -253,9 +254,11 @@ def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasure
     cpu_share = float(np.median(shares)) if all(x is not None for x in shares) else None
     per_thread = [t.cpu_share_per_thread for t in trials]
     threads = trials[0].cpu_threads
+    starved = False
     if all(x is not None for x in per_thread):
         got = float(np.median(per_thread))
-        if got < MIN_CPU_SHARE:
+        starved = got < MIN_CPU_SHARE
+        if starved:
             reasons.append(
                 f"CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} ({threads} thread(s), "
                 f"median of {len(trials)} trials: another process held the cores; the "
@@ -288,4 +291,5 @@ def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasure
         cuda_peak_mb=max(cuda) if cuda else None,
         cpu_share=cpu_share,
         cpu_threads=threads,
+        cpu_starved=starved,
     )

@@ -231,6 +231,8 @@ def _columns(m: Any, runner: Any, extra: dict, measurement_columns: Any) -> dict
             "window_s": window_s,
             "warmup_n": m.warmup_n,
             "cpu_share": None if m.cpu_share is None else round(m.cpu_share, 3),
+            "cpu_threads": m.cpu_threads,
+            "cpu_starved": m.cpu_starved,
             "throughput_per_s": extra["batch"] * m.pooled.n / window_s if window_s else None,
             **device_extra(runner),
         }

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from reports.gate import INCONCLUSIVE, REGRESSION, Decision, decide_accuracy, decide_relative
+from reports.gate import (
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    REGRESSION,
+    Decision,
+    decide_accuracy,
+    decide_relative,
+)
 from reports.intervals import min_trials
 from reports.store import StoreData
 from reports.thresholds import Thresholds
@@ -225,6 +232,22 @@ def _fmt_pts(d: Decision) -> str:
     return f"{d.change:+.2f} points [{d.lo:+.2f}, {d.hi:+.2f}]"
 
 
+def _starved(b: pd.Series, c: pd.Series) -> str:
+    """Which run's trials of this cell the CPU share check failed (``extra_json``), or ''."""
+    sides = []
+    for side, row in (("baseline", b), ("candidate", c)):
+        extra = row.get("extra_json")
+        try:
+            e = json.loads(extra) if isinstance(extra, str) else {}
+        except ValueError:
+            e = {}
+        if e.get("cpu_starved"):
+            share, threads = e.get("cpu_share"), e.get("cpu_threads") or 1
+            got = f" ({share / threads:.2f} of a core per thread)" if share is not None else ""
+            sides.append(f"{side}{got}")
+    return " and ".join(sides)
+
+
 def _unstable(b: pd.Series, c: pd.Series) -> str:
     parts = []
     for side, row in (("baseline", b), ("candidate", c)):
@@ -324,6 +347,12 @@ def _trial_findings(result: CheckResult, pairs: pd.DataFrame, refs: dict[str, st
                                  f"p99 needs ≥ {P99_MIN_SAMPLES} per trial ([measure] min_count)")  # fmt: skip
             detail = d.reason or (f"MDE +{d.mde * 100:.1f}%" if d.mde is not None else "")
             basis = f"÷ reference {labels[norm]}" if norm else "unnormalised"
+            starved = _starved(b, c)
+            if norm is None and starved and d.outcome in (REGRESSION, IMPROVEMENT):
+                d = Decision(INCONCLUSIVE, d.change, d.lo, d.hi, d.mde)
+                detail = (f"the {starved} did not get the CPU: with no reference cell "
+                          "to divide by, another process's load and the code look the same; "
+                          "re-measure with --interleave")  # fmt: skip
             if is_ref:
                 basis = "reference cell, unnormalised"
                 if d.outcome == REGRESSION:

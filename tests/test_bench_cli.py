@@ -7,6 +7,7 @@ modes into a real SQLite store and report, and gated by ``check``.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import warnings
@@ -143,6 +144,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert not out.exists()
 
 
+def _set_cpu_starved(store: Path, starved: bool) -> None:
+    with sqlite3.connect(store) as db:
+        for key, extra in db.execute("SELECT cell_key, extra_json FROM cells").fetchall():
+            e = json.loads(extra)
+            e["cpu_starved"] = starved
+            db.execute("UPDATE cells SET extra_json = ? WHERE cell_key = ?", (json.dumps(e), key))
+
+
 def test_models_profile_is_a_suite_that_check_gates(models, tmp_path, capsys):
     shutil.copy(models["cnn"], tmp_path / "cnn.onnx")
     shutil.copy(models["mlp"], tmp_path / "mlp.onnx")
@@ -158,7 +167,8 @@ def test_models_profile_is_a_suite_that_check_gates(models, tmp_path, capsys):
     assert main(["run", str(profile), "--out", str(base)]) == 0
     assert [r[1] for r in cells(base / "results.sqlite")] == ["cnn", "mlp"]
     # A candidate whose cnn is 3x slower in every query: the gate must call it a regression.
-    cand = tmp_path / "B"
+    _set_cpu_starved(base / "results.sqlite", False)  # as if measured on an idle machine:
+    cand = tmp_path / "B"  # the gate's verdict on a starved cell is tested below
     shutil.copytree(base, cand)
     with sqlite3.connect(cand / "results.sqlite") as db:
         key = db.execute("SELECT cell_key FROM cells WHERE backbone = 'cnn'").fetchone()[0]
@@ -180,6 +190,17 @@ def test_models_profile_is_a_suite_that_check_gates(models, tmp_path, capsys):
     assert main(["check", "--baseline", str(base), "--candidate", str(cand)]) == 1
     report = capsys.readouterr().out
     assert "onnx · cnn" in report and "2 matched cell(s)" in report
+    # The same slowdown where the candidate's trials did not get the CPU (another process
+    # held the cores): with no reference cell to divide by, the gate cannot blame the code.
+    with sqlite3.connect(cand / "results.sqlite") as db:
+        extra = json.loads(
+            db.execute("SELECT extra_json FROM cells WHERE cell_key = ?", (key,)).fetchone()[0]
+        )
+        assert extra["cpu_threads"] == 1 and extra["cpu_starved"] is False
+        extra.update(cpu_share=0.3, cpu_starved=True)
+        db.execute("UPDATE cells SET extra_json = ? WHERE cell_key = ?", (json.dumps(extra), key))
+    assert main(["check", "--baseline", str(base), "--candidate", str(cand)]) == 3
+    assert "candidate (0.30 of a core per thread) did not get the CPU" in capsys.readouterr().out
 
 
 def test_models_profile_errors_name_the_key(models, tmp_path, capsys):
