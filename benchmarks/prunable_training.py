@@ -11,6 +11,8 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
   the passes start (epoch 1 of 5), so every pass trains a sub-network SentryGate deploys;
 - ``f4w05``, ``f4w025``: freeze4 with the passes' losses weighted 0.5 / 0.25 (the
   ``subnet_weight`` trade-off: more of the full model's accuracy, less pruned gain);
+- ``f4s2``: freeze4 with two sampled budgets per step (more passes at mild sparsity;
+  it did not help: BENCHMARKS.md, fourth session);
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
@@ -71,6 +73,8 @@ RECIPES = {
     "f4w05s05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.5, "subnet_sparsity_max": 0.5},
     "random4": {"subnet_ranking": "random", "subnet_freeze_epochs": 4.0, "subnet_weight": 1.0},
     "nodistill4": {"distill": False, "subnet_freeze_epochs": 4.0, "subnet_weight": 1.0},
+    # freeze4 with two sampled budgets in the sandwich (more passes at mild sparsity)
+    "f4s2": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_sampled": 2},
 }
 
 
