@@ -75,6 +75,10 @@ RECIPES = {
     "nodistill4": {"distill": False, "subnet_freeze_epochs": 4.0, "subnet_weight": 1.0},
     # freeze4 with two sampled budgets in the sandwich (more passes at mild sparsity)
     "f4s2": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_sampled": 2},
+    # freeze4 with the dropout curriculum ramping from epoch 0 (no warm-up), so the backbone
+    # has run without each sensor before the ranking freezes (a test of why -gyro at 0.3
+    # loses); the full model's curriculum changes too, so compare it with care
+    "f4wu0": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "warmup_epochs": 0.0},
 }
 
 
