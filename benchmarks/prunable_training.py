@@ -79,6 +79,8 @@ RECIPES = {
     # has run without each sensor before the ranking freezes (a test of why -gyro at 0.3
     # loses); the full model's curriculum changes too, so compare it with care
     "f4wu0": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "warmup_epochs": 0.0},
+    # a middle: one warm-up epoch, the ranking frozen at epoch 2 (sensors dropped since 1)
+    "f3wu1": {"subnet_freeze_epochs": 3.0, "subnet_weight": 1.0, "warmup_epochs": 1.0},
 }
 
 
