@@ -13,6 +13,8 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
   ``subnet_weight`` trade-off: more of the full model's accuracy, less pruned gain);
 - ``f4s2``: freeze4 with two sampled budgets per step (more passes at mild sparsity;
   it did not help: BENCHMARKS.md, fourth session);
+- ``f4wu0``, ``f3wu1``: freeze4 / freeze3 with the dropout curriculum's warm-up at 0 / 1
+  epoch (a test of why SentryGate loses with a sensor missing at mild sparsity);
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
