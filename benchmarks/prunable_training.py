@@ -13,8 +13,9 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
   ``subnet_weight`` trade-off: more of the full model's accuracy, less pruned gain);
 - ``f4s2``: freeze4 with two sampled budgets per step (more passes at mild sparsity;
   it did not help: BENCHMARKS.md, fourth session);
-- ``f4wu0``, ``f3wu1``: freeze4 / freeze3 with the dropout curriculum's warm-up at 0 / 1
-  epoch (a test of why SentryGate loses with a sensor missing at mild sparsity);
+- ``f4wu0``, ``f4wu05``, ``f3wu1``: freeze4 / freeze4 / freeze3 with the dropout
+  curriculum's warm-up at 0 / 0.5 / 1 epoch (a test of why SentryGate loses with a sensor
+  missing at mild sparsity);
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
@@ -83,6 +84,8 @@ RECIPES = {
     "f4wu0": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "warmup_epochs": 0.0},
     # a middle: one warm-up epoch, the ranking frozen at epoch 2 (sensors dropped since 1)
     "f3wu1": {"subnet_freeze_epochs": 3.0, "subnet_weight": 1.0, "warmup_epochs": 1.0},
+    # half a warm-up epoch: sensors start dropping before the freeze at epoch 1
+    "f4wu05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "warmup_epochs": 0.5},
 }
 
 
