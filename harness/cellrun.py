@@ -198,10 +198,7 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
             "ci_coverage": ci.level if ci else None,
             "interleave_group_size": group_size,
             "trial_positions": [t.position for t in m.trials],
-            "cpu_share": _round(m.cpu_share),
-            "cpu_threads": m.cpu_threads,
-            "cpu_starved": m.cpu_starved,
-            "cpu_share_trials": [_round(t.window.cpu_share) for t in m.trials],
+            **cpu_share_fields(m),
             **device_extra(p.runner),
             "batch_size": p.cell.batch_size,
             "scenario": p.cell.scenario,
@@ -212,8 +209,19 @@ def static_cell_columns(p: PreparedCell, m: CellMeasurement, group_size: int) ->
     return cols
 
 
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
+def cpu_share_fields(m: CellMeasurement) -> dict[str, Any]:
+    """The ``extra_json`` entries of the CPU share check (``harness.trials``), for every
+    cell kind that is measured in trials."""
+
+    def rounded(x: float | None) -> float | None:
+        return None if x is None else round(x, 3)
+
+    return {
+        "cpu_share": rounded(m.cpu_share),
+        "cpu_threads": m.cpu_threads,
+        "cpu_starved": m.cpu_starved,
+        "cpu_share_trials": [rounded(t.window.cpu_share) for t in m.trials],
+    }
 
 
 def trial_rows(m: CellMeasurement) -> tuple[TrialRow, ...]:

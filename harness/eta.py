@@ -24,7 +24,7 @@ CPU figures; alone they give the ``run --dry-run`` estimate.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -151,6 +151,13 @@ class EtaModel:
     def trained(self, units: float, seconds: float) -> None:
         """A checkpoint of ``units`` sample-epochs took ``seconds`` to train."""
         self._learn("train_unit", seconds, units)
+
+    def trained_before(self, trainings: Iterable[tuple[float, float]]) -> EtaModel:
+        """Learn ``(sample-epochs, seconds)`` of checkpoints trained here earlier
+        (``Artifacts.earlier_trainings``: a resumed OUT's); returns self."""
+        for units, seconds in trainings:
+            self.trained(units, seconds)
+        return self
 
     def group_done(self, work: Work, timing: Timing) -> None:
         """Learn from a finished group (its training, if any, is in ``timing.train_s``)."""

@@ -89,10 +89,7 @@ def plan_seconds(
 ) -> float:
     """The prior wall time of a plan (``run --dry-run``): rough, except training when
     ``trained`` (``Artifacts.earlier_trainings``) says what it took here before."""
-    model = EtaModel(priors_for(profile))
-    for units, seconds in trained:
-        model.trained(units, seconds)
-    return model.remaining_s(plan)
+    return EtaModel(priors_for(profile)).trained_before(trained).remaining_s(plan)
 
 
 def _clock(seconds: float) -> str:
@@ -135,9 +132,7 @@ class Progress:
         ``trained``: ``(sample-epochs, seconds)`` of checkpoints a resumed run already
         trained here, ``Artifacts.earlier_trainings``)."""
         self = cls(**kwargs)
-        self.model = EtaModel(priors)
-        for units, seconds in trained:
-            self.model.trained(units, seconds)
+        self.model = EtaModel(priors).trained_before(trained)
         self._plan = list(plan)
         self._n_cells = sum(w.n_cells for w in plan)
         self._t0 = self._clock()

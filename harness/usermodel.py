@@ -218,6 +218,7 @@ def _build(cell: Cell, art: Any, target: Any, workdir: Path) -> tuple[Any, list,
 
 
 def _columns(m: Any, runner: Any, extra: dict, measurement_columns: Any) -> dict[str, Any]:
+    from harness.cellrun import cpu_share_fields
     from harness.devicetiming import device_extra
 
     cols = measurement_columns(m)
@@ -230,9 +231,7 @@ def _columns(m: Any, runner: Any, extra: dict, measurement_columns: Any) -> dict
             **extra,
             "window_s": window_s,
             "warmup_n": m.warmup_n,
-            "cpu_share": None if m.cpu_share is None else round(m.cpu_share, 3),
-            "cpu_threads": m.cpu_threads,
-            "cpu_starved": m.cpu_starved,
+            **cpu_share_fields(m),
             "throughput_per_s": extra["batch"] * m.pooled.n / window_s if window_s else None,
             **device_extra(runner),
         }

@@ -326,6 +326,7 @@ def _trial_findings(result: CheckResult, pairs: pd.DataFrame, refs: dict[str, st
             continue
         ref = refs.get(mk)
         is_ref = ref == mk
+        starved = _starved(b, c)
         for metric, (_, _, cells_col) in TRIAL_METRICS.items():
             if metric == "energy_per_inference":
                 if pd.isna(b[cells_col]) or pd.isna(c[cells_col]):
@@ -347,7 +348,6 @@ def _trial_findings(result: CheckResult, pairs: pd.DataFrame, refs: dict[str, st
                                  f"p99 needs ≥ {P99_MIN_SAMPLES} per trial ([measure] min_count)")  # fmt: skip
             detail = d.reason or (f"MDE +{d.mde * 100:.1f}%" if d.mde is not None else "")
             basis = f"÷ reference {labels[norm]}" if norm else "unnormalised"
-            starved = _starved(b, c)
             if norm is None and starved and d.outcome in (REGRESSION, IMPROVEMENT):
                 d = Decision(INCONCLUSIVE, d.change, d.lo, d.hi, d.mde)
                 detail = (f"the {starved} did not get the CPU: with no reference cell "

@@ -16,8 +16,8 @@ is charged at the median step: the model's power × steps × the median step tim
 ``harness.measure`` applies to inference. The window's wall time also holds the stalls
 while other tenants had the cores (in one niced claims run on a shared 2-core machine the
 same 50-step fine-tunes took 3.5-6.1 s, then 37-131 s while foreground work ran); a
-model would charge those to fine-tuning, and the break-even against deployment would swing with the
-neighbours' load. A measured reading (a sensor) is kept whole: it saw the real energy.
+model would charge those to fine-tuning, and the break-even against deployment would
+swing with the neighbours' load. A measured reading (a sensor) is kept whole: it saw the real energy.
 """
 
 from __future__ import annotations
@@ -100,14 +100,14 @@ def _train_steps(
     return float(loss.detach()), step_s
 
 
-def charged_energy_mj(reading: Any, steps_s: Sequence[float]) -> float:
+def charged_energy_mj(reading: Any, median_step_s: float, steps: int) -> float:
     """What fine-tuning is charged: a measured window whole, a modelled one at its
     power × steps × the median step (module docstring)."""
     total = float(reading.total_mj)
-    if getattr(reading, "model", None) is None or not steps_s or reading.elapsed_s <= 0:
+    if getattr(reading, "model", None) is None or not steps or reading.elapsed_s <= 0:
         return total
     power_mw = total / reading.elapsed_s  # mJ/s
-    return power_mw * float(np.median(steps_s)) * len(steps_s)
+    return power_mw * median_step_s * steps
 
 
 def finetune(
@@ -141,10 +141,10 @@ def finetune(
     else:
         loss, step_s = _train_steps(*args)
     wall_s = clock() - start
-    energy = None if reading is None else charged_energy_mj(reading, step_s)
+    median_s = float(np.median(step_s)) if step_s else float("nan")
+    energy = None if reading is None else charged_energy_mj(reading, median_s, len(step_s))
     source = None if reading is None else str(reading.source)
-    p50_ms = float(np.median(step_s)) * 1e3 if step_s else float("nan")
-    return FinetuneResult(work, wall_s, energy, source, steps, loss, p50_ms)
+    return FinetuneResult(work, wall_s, energy, source, steps, loss, median_s * 1e3)
 
 
 def prune_and_finetune(

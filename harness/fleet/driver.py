@@ -155,7 +155,8 @@ class _FleetRun:
         done = self.store.finished_keys()
         todo = [c for c in cells if c.key not in done]
         units = plan_units(todo)
-        self.progress = FleetProgress(len(todo), self.stream, train=self._eta_model(cells))
+        train = EtaModel(priors_for(self.profile)).trained_before(self.art.earlier_trainings(cells))
+        self.progress = FleetProgress(len(todo), self.stream, train=train)
         plan = plan_for(self.profile, units, self.art)
         self.progress.plan(
             [
@@ -177,13 +178,6 @@ class _FleetRun:
         return SuiteSummary(
             len(cells), len(cells) - len(todo), self.ok, len(failures), self.store.path, failures
         )
-
-    def _eta_model(self, cells: list[Cell]) -> EtaModel:
-        """The driver's training rate: priors, then what this OUT's checkpoints took."""
-        model = EtaModel(priors_for(self.profile))
-        for units, seconds in self.art.earlier_trainings(cells):
-            model.trained(units, seconds)
-        return model
 
     def alive(self, force: bool = False) -> dict[str, list[str]]:
         now = time.monotonic()
