@@ -16,6 +16,9 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
 - ``f4wu0``, ``f4wu05``, ``f3wu1``: freeze4 / freeze4 / freeze3 with the dropout
   curriculum's warm-up at 0 / 0.5 / 1 epoch (a test of why SentryGate loses with a sensor
   missing at mild sparsity);
+- ``f4pl1``, ``f4pl2``: freeze4 with the warm-up kept and the missing-sensor rankings
+  frozen 1 / 2 epochs after the curriculum starts dropping sensors (only the all-present
+  ranking freezes at epoch 1; ``subnet_pattern_lag_epochs``);
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
@@ -86,6 +89,35 @@ RECIPES = {
     "f3wu1": {"subnet_freeze_epochs": 3.0, "subnet_weight": 1.0, "warmup_epochs": 1.0},
     # half a warm-up epoch: sensors start dropping before the freeze at epoch 1
     "f4wu05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "warmup_epochs": 0.5},
+    # freeze4 with the warm-up kept, but only the all-present ranking frozen at epoch 1:
+    # the missing-sensor rankings learn on until the curriculum has dropped sensors for
+    # 1 / 2 epochs (frozen at epoch 3 / 4 of 5 with the 2-epoch warm-up); until then their
+    # sub-networks train with the live ranking ("live") or not at all ("g": gated, so
+    # every pass trains a deployed sub-network)
+    "f4pl1": {
+        "subnet_freeze_epochs": 4.0,
+        "subnet_weight": 1.0,
+        "subnet_pattern_lag_epochs": 1.0,
+        "subnet_pattern_passes": "live",
+    },
+    "f4pl2": {
+        "subnet_freeze_epochs": 4.0,
+        "subnet_weight": 1.0,
+        "subnet_pattern_lag_epochs": 2.0,
+        "subnet_pattern_passes": "live",
+    },
+    "f4pl1g": {
+        "subnet_freeze_epochs": 4.0,
+        "subnet_weight": 1.0,
+        "subnet_pattern_lag_epochs": 1.0,
+        "subnet_pattern_passes": "frozen",
+    },
+    "f4pl2g": {
+        "subnet_freeze_epochs": 4.0,
+        "subnet_weight": 1.0,
+        "subnet_pattern_lag_epochs": 2.0,
+        "subnet_pattern_passes": "frozen",
+    },
 }
 
 

@@ -31,6 +31,7 @@ from harness.measure import latency_stats
 from harness.policy import Budget
 from harness.power import ModeSwitcher, Segment, timeline_segments
 from harness.store import SegmentRow
+from harness.trials import MIN_CPU_SHARE
 
 
 class _Policy:
@@ -127,6 +128,7 @@ def run_replay_cell(
     energy_known = True
     cursor = 0
     switches = []
+    shares: list[float] = []  # per segment: CPU s ÷ (wall s × compute threads), CPU targets
     energy_models: list[str] = []  # a power model per distinct thread count (estimates)
     planner = _planner(cell, art, target, policy, workdir) if r.budgets else None
     budget_rows: list[dict] = []
@@ -157,10 +159,13 @@ def run_replay_cell(
                 cell.runtime,
                 workdir / f"seg{seg.seq}",
             )
+            threads = target.cpu_threads()  # after the switch: the mode sets the threads
             try:
-                lat, preds, reading = _stream(runner, inputs, sensor)
+                lat, preds, reading, (cpu_s, wall_s) = _stream(runner, inputs, sensor)
             finally:
                 runner.close()
+            if threads and wall_s > 0:
+                shares.append(cpu_s / (wall_s * threads))
             labels = test.y[idx]
             correct = int((np.asarray(preds) == labels).sum()) if len(preds) else 0
             correct_total += correct
@@ -222,12 +227,16 @@ def run_replay_cell(
         cols["energy_mj_per_inference"] = energy_total / n
     cols["energy_source"] = rows[0].energy_source if rows else None
     cols["energy_model"] = "; ".join(energy_models) or None  # None: measured, not estimated
+    share = _cpu_share(shares)
+    if share.get("cpu_starved") and n:
+        cols["stable"] = 0
     cols["extra_json"] = json.dumps(
         {
             "deadline_ms": r.deadline_ms,
             "deadline_misses": sum(s.deadline_misses for s in rows),
             "switch_ms": switches,
         }
+        | share
         | ({"budgets": budget_rows} if budget_rows else {})
     )
     return cols, tuple(all_lat), rows
@@ -249,8 +258,34 @@ def _samples(test: Any, order: list[str], present: tuple[str, ...], n: int = 16)
     return [{m: np.ascontiguousarray(test.x[m][i : i + 1]) for m in names} for i in range(n)]
 
 
-def _stream(runner: Any, inputs: list[dict], sensor: Any) -> tuple[list[float], list[int], Any]:
-    """Run each sample once, timed per query, inside one energy window."""
+def _cpu_share(per_thread: list[float]) -> dict[str, Any]:
+    """The replay's CPU share check (``harness.trials``: the same rule as a trial's):
+    the median over segments of CPU time per compute thread per wall second; under
+    ``MIN_CPU_SHARE`` the stream's latencies and deadline misses were another process's
+    doing too, and the cell says so (unstable, with the reason)."""
+    if not per_thread:
+        return {}
+    got = float(np.median(per_thread))
+    starved = got < MIN_CPU_SHARE
+    out: dict[str, Any] = {
+        "cpu_share_per_thread": round(got, 3),
+        "cpu_share_segments": [round(x, 3) for x in per_thread],
+        "cpu_starved": starved,
+    }
+    if starved:
+        out["warnings"] = [
+            f"unstable: CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} (median of "
+            f"{len(per_thread)} segments: another process held the cores; the latencies "
+            "and deadline misses are not the model's alone)"
+        ]
+    return out
+
+
+def _stream(
+    runner: Any, inputs: list[dict], sensor: Any
+) -> tuple[list[float], list[int], Any, tuple[float, float]]:
+    """Run each sample once, timed per query, inside one energy window; also returns the
+    process's CPU seconds and the wall seconds of the loop (the CPU share check)."""
     lat: list[float] = []
     preds: list[int] = []
     clock = time.perf_counter_ns
@@ -260,13 +295,15 @@ def _stream(runner: Any, inputs: list[dict], sensor: Any) -> tuple[list[float], 
     cm = sensor.window() if sensor.available().ok else contextlib.nullcontext(None)
     with cm as win:
         sync()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         for x in inputs:
             t0 = clock()
             out = runner(x)
             sync()
             lat.append((clock() - t0) / 1e6)
             preds.append(int(np.asarray(out)[0].argmax()))
-    return lat, preds, getattr(win, "reading", None)
+        cpu_wall = (time.process_time() - cpu0, time.perf_counter() - wall0)
+    return lat, preds, getattr(win, "reading", None), cpu_wall
 
 
 def _f(v: Any) -> float | None:

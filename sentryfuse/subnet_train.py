@@ -30,7 +30,7 @@ optimizer step of the training loop runs (the sandwich rule's single update).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -141,6 +141,10 @@ class SubnetTrainer:
 
             self.costs = {n: (c.head_flops, c.channel_flops) for n, c in unit_costs(model).items()}
         self.passes = 0
+        # Which patterns get passes (None: all). With a pattern lag and frozen-only passes
+        # the training loop sets it to "this pattern's ranking is frozen", so every pass
+        # trains a sub-network SentryGate deploys.
+        self.ready: Callable[[np.ndarray], bool] | None = None
 
     def due(self, step: int, epoch: float) -> bool:
         c = self.cfg
@@ -170,7 +174,10 @@ class SubnetTrainer:
     ) -> float:
         """Backward every sub-network pass of this step; returns the summed loss."""
         c = self.cfg
-        groups = group_by_pattern(present)[: c.subnet_max_groups]
+        groups = group_by_pattern(present)
+        if self.ready is not None:
+            groups = [g for g in groups if self.ready(g[0])]
+        groups = groups[: c.subnet_max_groups]
         budgets = sandwich_budgets(
             c.subnet_sparsity_min, c.subnet_sparsity_max, c.subnet_sampled, self.rng
         )

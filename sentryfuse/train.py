@@ -99,6 +99,17 @@ class TrainConfig:
     # deployed ranking drifts from the trained one (the recipe before this default;
     # BENCHMARKS.md "Prunability-aware training" measures both).
     subnet_freeze_epochs: float | None = None
+    # Freeze the missing-sensor rankings later than the all-present one. The curriculum
+    # drops no sensor during its warm-up, so at an early freeze the backbone has never run
+    # without one and the scorer's missing-sensor ranking rests on saliency of a regime the
+    # model has not learned. With a number L, only the all-present ranking is frozen (pinned)
+    # at the freeze; the rest keep learning until the curriculum has dropped sensors for L
+    # epochs (``warmup_epochs + L``), get their own final fit and freeze there (or after the
+    # last epoch). None: every pattern freezes at once (the default). Until its ranking
+    # freezes a pattern's sub-networks train with the live ranking ("live") or not at all
+    # ("frozen": every pass trains a sub-network SentryGate deploys).
+    subnet_pattern_lag_epochs: float | None = None
+    subnet_pattern_passes: str = "frozen"  # "frozen" | "live"
     subnet_weight: float = 1.0  # scale of the summed sub-network losses vs the full pass's
 
     def __post_init__(self) -> None:
@@ -130,6 +141,14 @@ class TrainConfig:
             raise ModelError(
                 f"subnet_freeze_epochs must be in [0, {self.epochs}] (the epochs), got {freeze}"
             )
+        lag = self.subnet_pattern_lag_epochs
+        if lag is not None and not lag >= 0.0:
+            raise ModelError(f"subnet_pattern_lag_epochs must be >= 0, got {lag}")
+        if self.subnet_pattern_passes not in ("frozen", "live"):
+            raise ModelError(
+                "subnet_pattern_passes must be 'frozen' or 'live', "
+                f"got '{self.subnet_pattern_passes}'"
+            )
         if not self.distill_temperature > 0 or not 0.0 <= self.distill_weight <= 1.0:
             raise ModelError("distill_temperature must be > 0 and distill_weight in [0, 1]")
 
@@ -147,6 +166,15 @@ class TrainConfig:
         if freeze is None:
             freeze = self.epochs - self.subnet_start_epoch
         return self.epochs - freeze if freeze > 0 else math.inf
+
+    @property
+    def pattern_freeze_at(self) -> float:
+        """Where the missing-sensor rankings freeze (== ``subnet_freeze_at`` without a lag)."""
+        freeze = self.subnet_freeze_at
+        lag = self.subnet_pattern_lag_epochs
+        if lag is None or math.isinf(freeze):
+            return freeze
+        return max(freeze, self.warmup_epochs + lag)
 
     @property
     def curriculum(self) -> DropoutCurriculum:
@@ -253,6 +281,10 @@ def train(
         from sentryfuse.subnet_train import SubnetTrainer
 
         subnet = SubnetTrainer(model, scorer if gate else None, cfg)
+        lagged = gate is not None and cfg.pattern_freeze_at > cfg.subnet_freeze_at
+        if lagged and cfg.subnet_pattern_passes == "frozen":
+            # the all-present pattern trains as without a lag; the rest once they froze
+            subnet.ready = lambda pattern: bool(pattern.all()) or frozen
 
     t0 = time.perf_counter()
     bar = tqdm(
@@ -260,10 +292,13 @@ def train(
     )
 
     def final_fit() -> None:
-        """The scorer's last steps against the current backbone, over every subset."""
+        """The scorer's last steps against the current backbone, over every subset not
+        pinned (``scorer.pin``: the all-present one once it froze ahead of the rest)."""
         if cfg.scorer_final_steps <= 0:
             return
         masks = _subset_masks(len(names)) if len(names) <= 6 else None
+        if masks:
+            masks = [m for m in masks if not scorer.is_pinned(m)]
         order = gate_rng.permutation(len(split))
         for i in range(cfg.scorer_final_steps):
             idx = np.take(order, range(i * cfg.batch_size, (i + 1) * cfg.batch_size), mode="wrap")
@@ -272,9 +307,12 @@ def train(
                 if masks
                 else curriculum.sample_shared(len(names), 1e9, gate_rng)
             )
-            gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
+            if not scorer.is_pinned(mask):
+                gate.step(_batch(x, idx), y[torch.from_numpy(idx)], mask)
 
     freeze_at = cfg.subnet_freeze_at  # inf unless sub-network passes run (subnet_active)
+    pattern_freeze_at = cfg.pattern_freeze_at  # == freeze_at unless a pattern lag is set
+    all_present = np.ones(len(names), dtype=bool)
     frozen = False
     step, loss_ema = 0, None
     for epoch in range(cfg.epochs):
@@ -297,11 +335,19 @@ def train(
             sched.step()
             li = loss.item()
             loss_ema = li if loss_ema is None else 0.95 * loss_ema + 0.05 * li
-            if gate is not None and not frozen and ep >= freeze_at:
+            if gate is not None and not frozen and ep >= freeze_at and not scorer.pinned:
                 final_fit()  # the scorer's last fit, then the deployed ranking trains
+                if pattern_freeze_at > freeze_at:
+                    scorer.pin(all_present)  # the rest learn on until pattern_freeze_at
+                else:
+                    frozen = True
+            if gate is not None and not frozen and ep >= pattern_freeze_at:
+                final_fit()  # the missing-sensor rankings' own last fit
                 frozen = True
             if gate is not None and not frozen and step % cfg.saliency_every == 0:
-                gate.step(inputs, labels, curriculum.sample_shared(len(names), ep, gate_rng))
+                mask = curriculum.sample_shared(len(names), ep, gate_rng)
+                if not scorer.is_pinned(mask):
+                    gate.step(inputs, labels, mask)
             step += 1
             bar.update(1)
             bar.set_postfix(
@@ -333,7 +379,8 @@ def train(
         "final_train_loss": None if loss_ema is None else round(loss_ema, 5),
         "scorer_alignment_loss": round(float(np.mean(tail)), 6) if tail else None,
         "subnet_passes": 0 if subnet is None else subnet.passes,
-        "scorer_frozen_epoch": round(freeze_at, 3) if frozen else None,
+        "scorer_frozen_epoch": round(freeze_at, 3) if frozen or scorer.pinned else None,
+        "scorer_patterns_frozen_epoch": round(pattern_freeze_at, 3) if frozen else None,
     }
     meta = {
         "train": asdict(cfg),

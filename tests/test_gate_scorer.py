@@ -9,7 +9,7 @@ import torch
 
 from sentryfuse.checkpoint import load_checkpoint
 from sentryfuse.data import load_dataset
-from sentryfuse.errors import PruneError
+from sentryfuse.errors import ModelError, PruneError
 from sentryfuse.gate.saliency import unit_saliency
 from sentryfuse.gate.scorer import ImportanceScorer, alignment_loss
 from sentryfuse.models import build_model, model_config_for
@@ -113,3 +113,44 @@ def test_scorer_ranks_channels_like_held_out_saliency(trained) -> None:
         scores = ck.scorer.scores_for(present)
         rhos = [_spearman(sal[n][1], scores[n][1]) for n in sal if float(sal[n][1].sum()) > 0]
         assert min(rhos) > 0.6 and sum(rhos) / len(rhos) > 0.8, (present, rhos)
+
+
+def test_a_pinned_pattern_answers_its_scores_at_pin_time_and_the_rest_learn_on() -> None:
+    """``pin`` freezes one modality pattern's ranking (training pins the all-present one
+    where the sub-network passes start); the other patterns keep training, and the pin
+    survives the config/state-dict round trip a checkpoint makes."""
+    torch.manual_seed(0)
+    scorer = ImportanceScorer(["a", "b"], {"x": [2, 3], "y": [1, 4]}, hidden=8)
+    for p in scorer.parameters():
+        torch.nn.init.normal_(p)
+    both, only_a = torch.tensor([True, True]), torch.tensor([True, False])
+    pinned = {k: (h.clone(), c.clone()) for k, (h, c) in scorer(both).items()}
+    scorer.pin(both)
+    assert scorer.is_pinned([True, True]) and not scorer.is_pinned(only_a)
+    before = scorer(only_a)["x"][1].clone()
+    opt = torch.optim.SGD(scorer.parameters(), lr=0.5)
+    for _ in range(3):  # alignment steps on both patterns: only the unpinned one moves
+        loss = sum(s.square().sum() for m in (both, only_a) for pair in scorer(m).values()
+                   for s in pair)  # fmt: skip
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.allclose(scorer(only_a)["x"][1], before)
+    for name, (h, c) in scorer(both).items():
+        assert torch.equal(h, pinned[name][0]) and torch.equal(c, pinned[name][1])
+    batch = scorer(torch.stack([only_a, both]))  # per-row: the pinned row answers its pin
+    assert torch.equal(batch["y"][1][1], pinned["y"][1])
+    assert torch.equal(batch["y"][1][0], scorer(only_a)["y"][1])
+    again = ImportanceScorer.from_config(scorer.config())
+    again.load_state_dict(scorer.state_dict(), strict=True)
+    assert scorer.config()["pinned"] == ["11"]
+    assert torch.equal(again(both)["x"][0], pinned["x"][0])
+    assert torch.equal(again(only_a)["x"][0], scorer(only_a)["x"][0])
+    assert "pinned" not in ImportanceScorer(["a"], {"x": [1, 1]}).config()  # old configs
+
+
+def test_a_malformed_pin_in_a_config_is_a_model_error() -> None:
+    base = {"modalities": ["a", "b"], "blocks": {"x": [1, 2]}}
+    for bad in (["1"], ["00"], ["1x"], ["11", "11"]):
+        with pytest.raises(ModelError, match="pattern"):
+            ImportanceScorer.from_config({**base, "pinned": bad})

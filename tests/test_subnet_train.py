@@ -226,3 +226,52 @@ def test_freeze_longer_than_training_is_refused() -> None:
         TrainConfig(epochs=2, subnet_freeze_epochs=3.0)
     with pytest.raises(ModelError, match="subnet_weight"):
         TrainConfig(subnet_weight=0.0)
+
+
+def test_pattern_lag_freezes_the_all_present_ranking_first_and_the_rest_later(tmp_path) -> None:
+    """With ``subnet_pattern_lag_epochs`` the all-present ranking freezes where the passes
+    start, exactly as the default's does (same seed: the same scores), while the
+    missing-sensor rankings learn on until the curriculum has dropped sensors for the lag;
+    the checkpoint deploys the pinned all-present ranking."""
+    import json
+
+    from sentryfuse.checkpoint import load_checkpoint
+    from sentryfuse.errors import ModelError
+
+    cfg = TrainConfig(epochs=5, warmup_epochs=2.0, subnet_pattern_lag_epochs=1.0)
+    assert (cfg.subnet_freeze_at, cfg.pattern_freeze_at) == (1.0, 3.0)
+    assert TrainConfig(epochs=5).pattern_freeze_at == 1.0  # no lag: all at once
+    assert TrainConfig(epochs=5, subnet_pattern_lag_epochs=0.0, warmup_epochs=0.5,
+                       ).pattern_freeze_at == 1.0  # never before the freeze  # fmt: skip
+    with pytest.raises(ModelError, match="subnet_pattern_lag_epochs"):
+        TrainConfig(subnet_pattern_lag_epochs=-1.0)
+    with pytest.raises(ModelError, match="subnet_pattern_passes"):
+        TrainConfig(subnet_pattern_passes="sometimes")
+
+    kw = dict(epochs=3, subnet_start_epoch=1.0, warmup_epochs=1.0, ramp_epochs=0.5)
+    default = _tiny_run(tmp_path, "default", **kw)
+    lag = _tiny_run(tmp_path, "lag", subnet_pattern_lag_epochs=1.0, **kw)
+    assert lag == _tiny_run(tmp_path, "lag-again", subnet_pattern_lag_epochs=1.0, **kw)
+    assert lag != default
+    metrics = json.loads((tmp_path / "lag" / "metrics.json").read_text())
+    assert (metrics["scorer_frozen_epoch"], metrics["scorer_patterns_frozen_epoch"]) == (1.0, 2.0)
+    d, g = load_checkpoint(tmp_path / "default"), load_checkpoint(tmp_path / "lag")
+    assert g.scorer.config()["pinned"] == ["111"] and "pinned" not in d.scorer.config()
+    mods = g.modalities
+    for name, (h, c) in sentrygate_scores(g.scorer, mods, None).items():
+        dh, dc = sentrygate_scores(d.scorer, mods, None)[name]
+        assert torch.equal(h, dh) and torch.equal(c, dc)  # same all-present ranking
+    gone = sentrygate_scores(g.scorer, mods, mods[1:])
+    assert any(
+        not torch.equal(gone[n][1], sentrygate_scores(d.scorer, mods, mods[1:])[n][1]) for n in gone
+    )  # the missing-sensor rankings learned on
+    # "frozen" (the default) runs a pattern's passes only once its ranking froze: fewer
+    # passes than "live", which trains the missing-sensor sub-networks of the live ranking
+    live = _tiny_run(tmp_path, "live", subnet_pattern_lag_epochs=1.0,
+                     subnet_pattern_passes="live", **kw)  # fmt: skip
+    assert live != lag
+    passes = {
+        n: json.loads((tmp_path / n / "metrics.json").read_text())["subnet_passes"]
+        for n in ("default", "lag", "live")
+    }
+    assert passes["lag"] < passes["live"] == passes["default"], passes

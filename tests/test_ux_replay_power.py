@@ -148,3 +148,45 @@ def test_sigint_while_streaming_restores_the_mode(setup):
         run_replay_cell(cell, art, WatchedCpu(modes), Path(tmp / "w2"))
     assert modes.calls == ["snapshot", "set single", "restore"]
     assert _state() == before
+
+
+class _Sleepy:
+    """A runner that waits instead of computing, like one whose cores another process
+    holds: the replay's CPU share check must say its stream was not the model's alone."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __call__(self, x):
+        import time
+
+        out = self.inner(x)
+        time.sleep(0.002)
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class SleepyCpu(WatchedCpu):
+    def export(self, model, example_inputs, runtime, workdir):
+        return _Sleepy(super().export(model, example_inputs, runtime, workdir))
+
+
+def test_replay_reads_the_cpu_share_and_flags_a_starved_stream(setup):
+    import json
+
+    art, cell, tmp = setup
+    short = PROFILE.replace("duration_s = 600.0", "duration_s = 10.0").replace(
+        "t_s = 300.0", "t_s = 5.0"
+    )  # 50 samples per segment; the same checkpoint (its key has no replay settings)
+    (tmp / "short.toml").write_text(short)
+    art = Artifacts(load_profile(tmp / "short.toml"), tmp)
+    cols, _, _ = run_replay_cell(cell, art, WatchedCpu(RecordingModes()), tmp / "w3")
+    extra = json.loads(cols["extra_json"])
+    assert len(extra["cpu_share_segments"]) == 2 and extra["cpu_share_per_thread"] > 0
+    cols, _, _ = run_replay_cell(cell, art, SleepyCpu(RecordingModes()), tmp / "w4")
+    extra = json.loads(cols["extra_json"])
+    assert extra["cpu_starved"] is True and cols["stable"] == 0
+    assert extra["cpu_share_per_thread"] < 0.8
+    assert any(w.startswith("unstable: CPU share") for w in extra["warnings"])

@@ -23,6 +23,13 @@ minimising the expected KL makes the prediction converge to the *mean* normalise
 saliency for each mask — the quantity the pruner should rank by. A pairwise ranking loss
 would be scale-free too but costs O(C²) per FFN layer and ignores how much more
 important one unit is than another.
+
+**Pinned patterns.** ``pin(mask)`` fixes the scores of one modality pattern to the
+scorer's current output (a buffer, saved with the weights): the pattern then answers
+from the buffer, and further alignment steps move only the patterns not pinned. Training
+uses it to freeze the all-present ranking where the sub-network passes start while the
+missing-sensor rankings keep learning until the backbone has trained without sensors
+(``TrainConfig.subnet_pattern_lag_epochs``).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class ImportanceScorer(nn.Module):
         modalities: Sequence[str],
         blocks: Mapping[str, Sequence[int]],  # block name -> [n_head, d_ff]
         hidden: int = 64,
+        pinned: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.modalities = list(modalities)
@@ -60,6 +68,34 @@ class ImportanceScorer(nn.Module):
         for lin in self.out:  # start uniform: no unit preferred before any saliency is seen
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.width = sum(h + c for h, c in self.block_shapes.values())
+        self.pinned: list[str] = []  # bit strings ("10": first present, second absent)
+        for bits in pinned:
+            self._add_pin(str(bits), torch.zeros(self.width))
+
+    def _bits(self, mask: Tensor) -> str:
+        mask = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
+        if mask.numel() != len(self.modalities):
+            raise ValueError(f"mask has {mask.numel()} entries, scorer has {len(self.modalities)}")
+        return "".join("1" if b else "0" for b in mask.tolist())
+
+    def _add_pin(self, bits: str, flat: Tensor) -> None:
+        if len(bits) != len(self.modalities) or set(bits) - {"0", "1"} or "1" not in bits:
+            raise ModelError(f"pinned pattern '{bits}' is not a non-empty modality pattern")
+        if bits in self.pinned:
+            raise ModelError(f"pattern '{bits}' is pinned twice")
+        self.pinned.append(bits)
+        self.register_buffer(f"pin_{bits}", flat.detach().clone().float())
+
+    def is_pinned(self, mask: Tensor | Sequence[bool]) -> bool:
+        return self._bits(torch.as_tensor(mask)) in self.pinned
+
+    @torch.no_grad()
+    def pin(self, mask: Tensor | Sequence[bool]) -> None:
+        """Fix ``mask``'s scores to what the scorer answers now (no-op if already pinned)."""
+        bits = self._bits(torch.as_tensor(mask))
+        if bits not in self.pinned:
+            self._add_pin(bits, self._flat(torch.as_tensor(mask, dtype=torch.bool)))
 
     @classmethod
     def for_model(cls, model: nn.Module, hidden: int = 64) -> ImportanceScorer:
@@ -76,12 +112,18 @@ class ImportanceScorer(nn.Module):
             "modalities": list(self.modalities),
             "blocks": {k: list(v) for k, v in self.block_shapes.items()},
             "hidden": self.hidden,
+            **({"pinned": list(self.pinned)} if self.pinned else {}),
         }
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> ImportanceScorer:
         try:
-            return cls(cfg["modalities"], cfg["blocks"], int(cfg.get("hidden", 64)))
+            return cls(
+                cfg["modalities"],
+                cfg["blocks"],
+                int(cfg.get("hidden", 64)),
+                pinned=list(cfg.get("pinned", [])),
+            )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(
                 f"checkpoint scorer config is malformed ({exc!r}); retrain the checkpoint"
@@ -94,15 +136,27 @@ class ImportanceScorer(nn.Module):
                 raise PruneError(unknown_name("modality", name, self.modalities))
         return torch.tensor([m in present for m in self.modalities], dtype=torch.bool)
 
-    def forward(self, mask: Tensor) -> UnitScores:
-        mask = torch.as_tensor(mask)
+    def _flat(self, mask: Tensor) -> Tensor:
+        """``(..., width)``: every block's [heads, channels] scores, blocks in order."""
         x = mask.to(self.out[0].weight.dtype) * 2.0 - 1.0  # present +1, absent -1
         z = self.embed(x)  # (..., hidden)
+        return torch.cat([lin(z) for lin in self.out], dim=-1)
+
+    def forward(self, mask: Tensor) -> UnitScores:
+        mask = torch.as_tensor(mask)
+        flat = self._flat(mask)
+        if self.pinned:
+            bits = mask.to(torch.bool)
+            for p in self.pinned:
+                pattern = torch.tensor([c == "1" for c in p], dtype=torch.bool)
+                rows = (bits == pattern).all(dim=-1, keepdim=True)  # (..., 1)
+                flat = torch.where(rows, getattr(self, f"pin_{p}").to(flat.dtype), flat)
         out: UnitScores = {}
-        for name, lin in zip(self.block_names, self.out, strict=True):
-            h, _ = self.block_shapes[name]
-            s = lin(z)  # (..., H + C)
-            out[name] = (s[..., :h], s[..., h:])
+        at = 0
+        for name in self.block_names:
+            h, c = self.block_shapes[name]
+            out[name] = (flat[..., at : at + h], flat[..., at + h : at + h + c])
+            at += h + c
         return out
 
     @torch.no_grad()
