@@ -230,6 +230,7 @@ def run_replay_cell(
     share = _cpu_share(shares)
     if share.get("cpu_starved") and n:
         cols["stable"] = 0
+        cols["unstable_reason"] = share["warnings"][0].removeprefix("unstable: ")
     cols["extra_json"] = json.dumps(
         {
             "deadline_ms": r.deadline_ms,

@@ -188,5 +188,6 @@ def test_replay_reads_the_cpu_share_and_flags_a_starved_stream(setup):
     cols, _, _ = run_replay_cell(cell, art, SleepyCpu(RecordingModes()), tmp / "w4")
     extra = json.loads(cols["extra_json"])
     assert extra["cpu_starved"] is True and cols["stable"] == 0
+    assert cols["unstable_reason"].startswith("CPU share")
     assert extra["cpu_share_per_thread"] < 0.8
     assert any(w.startswith("unstable: CPU share") for w in extra["warnings"])
