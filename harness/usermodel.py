@@ -42,12 +42,12 @@ def parse_dims(text: str) -> tuple[int, ...]:
 
 def model_spec(name: str, path: Path, batch: int, shapes: dict[str, tuple[int, ...]]) -> UserModel:
     """Read the file's inputs and fix every shape; raises a one-line ``TargetError``."""
-    from targets.onnx_content import content_sha256, external_locations
-    from targets.onnx_file import read_onnx_inputs, resolve_shapes
+    from targets.onnx_content import content_sha256
+    from targets.onnx_file import read_onnx_file, resolve_shapes
 
-    inputs, _ = read_onnx_inputs(path)
-    resolved = resolve_shapes(inputs, batch, shapes)
-    external = external_locations(Path(path))
+    f = read_onnx_file(path)  # parsed once: inputs, outputs, external-data files
+    resolved = resolve_shapes(f.inputs, batch, shapes)
+    external = f.external
     digest = content_sha256(Path(path), external)
     return UserModel(
         name, str(Path(path).resolve()), digest, tuple(resolved.items()), int(batch), external
@@ -204,8 +204,9 @@ def _build(cell: Cell, art: Any, target: Any, workdir: Path) -> tuple[Any, list,
     )
     t0 = time.perf_counter()
     runner = onnx_file_runner(
-        cell.target, path, shapes, cell.runtime, workdir, example=batches[0], engines=engines
-    )
+        cell.target, path, shapes, cell.runtime, workdir, example=batches[0], engines=engines,
+        external=model.external,
+    )  # fmt: skip
     extra = {
         "export_s": time.perf_counter() - t0,
         "model_path": model.path,

@@ -123,12 +123,12 @@ def content_sha256_of(onnx: bytes, external: Mapping[str, bytes]) -> str:
     )
 
 
-def content_bytes(path: Path) -> int:
-    """The model's size on disk: its file and its external-data files."""
+def content_bytes(path: Path, locations: tuple[str, ...] | None = None) -> int:
+    """The model's size on disk: its file and its external-data files (``locations``
+    when the caller read them already)."""
     path = Path(path)
-    return path.stat().st_size + sum(
-        (path.parent / loc).stat().st_size for loc in external_locations(path)
-    )
+    locs = external_locations(path) if locations is None else locations
+    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locs)
 
 
 def write_model_dir(onnx: bytes, external: Mapping[str, bytes], folder: Path, name: str) -> Path:

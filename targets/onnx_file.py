@@ -46,8 +46,24 @@ def _invalid(path: Path, exc: Exception) -> TargetError:
     return TargetError(f"{path}: not a valid ONNX model ({first[:200]})")
 
 
+@dataclass(frozen=True)
+class OnnxFile:
+    """What reading a user's file once tells: its real inputs (initializers excluded),
+    its output names and its external-data files (``onnx_content.external_locations``)."""
+
+    inputs: list[OnnxInput]
+    outputs: list[str]
+    external: tuple[str, ...]
+
+
 def read_onnx_inputs(path: Path) -> tuple[list[OnnxInput], list[str]]:
     """The graph's real inputs (initializers excluded) and its output names."""
+    f = read_onnx_file(path)
+    return f.inputs, f.outputs
+
+
+def read_onnx_file(path: Path) -> OnnxFile:
+    """Parse and check ``path`` once (graph only; its weight files must be present)."""
     try:
         import onnx
     except ImportError as exc:
@@ -61,7 +77,7 @@ def read_onnx_inputs(path: Path) -> tuple[list[OnnxInput], list[str]]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise _invalid(path, exc) from None
-    external_locations(path, model)  # its weight files present and inside its folder
+    external = external_locations(path, model)  # weight files present, inside its folder
     try:  # by path: external-data files resolve against the model's folder, not the cwd
         onnx.checker.check_model(str(path))
     except Exception as exc:
@@ -83,7 +99,7 @@ def read_onnx_inputs(path: Path) -> tuple[list[OnnxInput], list[str]]:
         inputs.append(OnnxInput(v.name, np.dtype(_ELEM_TYPES[t.elem_type]), dims))
     if not inputs:
         raise TargetError(f"{path}: the graph has no inputs to feed")
-    return inputs, [o.name for o in graph.output]
+    return OnnxFile(inputs, [o.name for o in graph.output], external)
 
 
 def resolve_shapes(
@@ -154,16 +170,18 @@ def onnx_file_runner(
     workdir: Path,
     example: Mapping[str, np.ndarray] | None = None,
     engines: EngineCache | None = None,
+    external: tuple[str, ...] | None = None,
 ) -> Runner:
     """A runner for ``path`` on ``target`` with ``runtime`` (see ``ONNX_FILE_RUNTIMES``);
-    a TensorRT engine comes from ``engines`` when this device built it before."""
+    a TensorRT engine comes from ``engines`` when this device built it before.
+    ``external``: the model's external-data files when already known (else read)."""
     valid = ONNX_FILE_RUNTIMES.get(target, ())
     if runtime not in valid:
         raise TargetError(
             unknown_name(f"runtime for an ONNX file on target '{target}'", runtime, valid)
         )
     order = tuple(shapes)
-    weights = content_bytes(Path(path))  # external-data weights included
+    weights = content_bytes(Path(path), external)  # external-data weights included
     if runtime == "onnxruntime":
         try:
             import onnxruntime as ort
