@@ -19,6 +19,8 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
 - ``f4pl1``, ``f4pl2``: freeze4 with the warm-up kept and the missing-sensor rankings
   frozen 1 / 2 epochs after the curriculum starts dropping sensors (only the all-present
   ranking freezes at epoch 1; ``subnet_pattern_lag_epochs``);
+- ``f4wd025``, ``f4wd0``: freeze4 with the pass weight falling linearly from 1 where the
+  passes start to 0.25 / 0 at the end (``subnet_weight_end``);
 - ``random``: the same passes with a random unit ranking (structured-dropout control);
 - ``nodistill``: the scorer-ranked passes with cross-entropy only (ablation).
 
@@ -118,6 +120,10 @@ RECIPES = {
         "subnet_pattern_lag_epochs": 2.0,
         "subnet_pattern_passes": "frozen",
     },
+    # freeze4 with the pass weight falling linearly from 1 at epoch 1 to 0.25 / 0 at the
+    # end (full-weight passes early, the full model's own loss late: the full-model cost)
+    "f4wd025": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_weight_end": 0.25},
+    "f4wd0": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_weight_end": 0.0},
 }
 
 

@@ -170,10 +170,17 @@ class SubnetTrainer:
         }
 
     def step(
-        self, inputs: Mapping[str, Tensor], labels: Tensor, present: Tensor, teacher: Tensor
+        self,
+        inputs: Mapping[str, Tensor],
+        labels: Tensor,
+        present: Tensor,
+        teacher: Tensor,
+        weight: float | None = None,
     ) -> float:
-        """Backward every sub-network pass of this step; returns the summed loss."""
+        """Backward every sub-network pass of this step; returns the summed loss.
+        ``weight``: the passes' loss weight now (None: ``cfg.subnet_weight``)."""
         c = self.cfg
+        w_pass = c.subnet_weight if weight is None else weight
         groups = group_by_pattern(present)
         if self.ready is not None:
             groups = [g for g in groups if self.ready(g[0])]
@@ -205,7 +212,7 @@ class SubnetTrainer:
                             w * distill_loss(out, teacher[sel], c.distill_temperature)
                             + (1 - w) * loss
                         )
-                    loss = loss * (c.subnet_weight * len(rows) / (n * len(budgets)))
+                    loss = loss * (w_pass * len(rows) / (n * len(budgets)))
                     loss.backward()
                 total += float(loss.detach())
                 self.passes += 1

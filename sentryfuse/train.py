@@ -111,6 +111,11 @@ class TrainConfig:
     subnet_pattern_lag_epochs: float | None = None
     subnet_pattern_passes: str = "frozen"  # "frozen" | "live"
     subnet_weight: float = 1.0  # scale of the summed sub-network losses vs the full pass's
+    # Where the pass weight ends: linear from ``subnet_weight`` where the passes start to
+    # this at the last step (None: constant). Early passes at full weight teach the
+    # sub-networks; lighter late ones, at the low end of the cosine learning rate, leave
+    # the full model's last updates mostly to its own loss.
+    subnet_weight_end: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -136,6 +141,8 @@ class TrainConfig:
             raise ModelError("subnet_every and subnet_max_groups >= 1, subnet_sampled >= 0")
         if not self.subnet_weight > 0:
             raise ModelError(f"subnet_weight must be > 0, got {self.subnet_weight}")
+        if self.subnet_weight_end is not None and not self.subnet_weight_end >= 0:
+            raise ModelError(f"subnet_weight_end must be >= 0, got {self.subnet_weight_end}")
         freeze = self.subnet_freeze_epochs
         if freeze is not None and not 0.0 <= freeze <= self.epochs:
             raise ModelError(
@@ -166,6 +173,15 @@ class TrainConfig:
         if freeze is None:
             freeze = self.epochs - self.subnet_start_epoch
         return self.epochs - freeze if freeze > 0 else math.inf
+
+    def subnet_weight_at(self, epoch: float) -> float:
+        """The sub-network passes' loss weight at ``epoch`` (fractional)."""
+        end = self.subnet_weight_end
+        if end is None:
+            return self.subnet_weight
+        span = self.epochs - self.subnet_start_epoch
+        t = 1.0 if span <= 0 else min(1.0, max(0.0, (epoch - self.subnet_start_epoch) / span))
+        return self.subnet_weight + (end - self.subnet_weight) * t
 
     @property
     def pattern_freeze_at(self) -> float:
@@ -328,7 +344,7 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if subnet is not None and subnet.due(step, ep):
-                subnet.step(inputs, labels, present, logits.detach())
+                subnet.step(inputs, labels, present, logits.detach(), cfg.subnet_weight_at(ep))
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()

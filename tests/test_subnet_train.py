@@ -275,3 +275,21 @@ def test_pattern_lag_freezes_the_all_present_ranking_first_and_the_rest_later(tm
         for n in ("default", "lag", "live")
     }
     assert passes["lag"] < passes["live"] == passes["default"], passes
+
+
+def test_pass_weight_schedule_falls_linearly_and_changes_the_recipe(tmp_path) -> None:
+    from sentryfuse.errors import ModelError
+
+    cfg = TrainConfig(epochs=5, subnet_start_epoch=1.0, subnet_weight=1.0, subnet_weight_end=0.25)
+    assert [cfg.subnet_weight_at(e) for e in (0.0, 1.0, 3.0, 5.0, 9.0)] == [
+        1.0, 1.0, 0.625, 0.25, 0.25,
+    ]  # fmt: skip
+    assert TrainConfig(subnet_weight=0.5).subnet_weight_at(3.0) == 0.5  # None: constant
+    with pytest.raises(ModelError, match="subnet_weight_end"):
+        TrainConfig(subnet_weight_end=-0.1)
+    kw = dict(subnet_start_epoch=0.0)
+    const = _tiny_run(tmp_path, "const", **kw)
+    assert _tiny_run(tmp_path, "same", subnet_weight_end=1.0, **kw) == const  # 1 → 1
+    falling = _tiny_run(tmp_path, "falling", subnet_weight_end=0.0, **kw)
+    assert falling != const
+    assert _tiny_run(tmp_path, "again", subnet_weight_end=0.0, **kw) == falling
