@@ -125,7 +125,10 @@ def test_group_interrupted_after_some_commits_resumes_the_rest(profile, tmp_path
     for r in rows:
         assert r[1] == "ok" and r[2] == 3
         assert r[4] <= r[3] <= r[5] and r[6] >= 0.0
-        assert r[7] == int(r[6] <= 0.5) and (r[8] is None) == bool(r[7])
+        # stable iff the trials agree and (CPU target) they got their cores: on a loaded
+        # machine the CPU share check may mark a cell unstable whatever its spread
+        starved = bool(json.loads(r[13]).get("cpu_starved"))
+        assert r[7] == int(r[6] <= 0.5 and not starved) and (r[8] is None) == bool(r[7])
         assert r[10] <= r[9] <= r[11]
         assert r[12] == "estimated"
     resumed = [json.loads(r[13]) for r in rows if r[0] not in {b[0] for b in before}]
