@@ -128,7 +128,8 @@ def run_replay_cell(
     energy_known = True
     cursor = 0
     switches = []
-    shares: list[float] = []  # per segment: CPU s ÷ (wall s × compute threads), CPU targets
+    # per segment: (CPU s ÷ (wall s × compute threads), wall s), CPU targets only
+    shares: list[tuple[float, float]] = []
     energy_models: list[str] = []  # a power model per distinct thread count (estimates)
     planner = _planner(cell, art, target, policy, workdir) if r.budgets else None
     budget_rows: list[dict] = []
@@ -165,7 +166,7 @@ def run_replay_cell(
             finally:
                 runner.close()
             if threads and wall_s > 0:
-                shares.append(cpu_s / (wall_s * threads))
+                shares.append((cpu_s / (wall_s * threads), wall_s))
             labels = test.y[idx]
             correct = int((np.asarray(preds) == labels).sum()) if len(preds) else 0
             correct_total += correct
@@ -227,7 +228,7 @@ def run_replay_cell(
         cols["energy_mj_per_inference"] = energy_total / n
     cols["energy_source"] = rows[0].energy_source if rows else None
     cols["energy_model"] = "; ".join(energy_models) or None  # None: measured, not estimated
-    share = _cpu_share(shares)
+    share = _cpu_share(shares, art.profile.measure.min_duration_s)
     if share.get("cpu_starved") and n:
         cols["stable"] = 0
         cols["unstable_reason"] = share["warnings"][0].removeprefix("unstable: ")
@@ -259,24 +260,27 @@ def _samples(test: Any, order: list[str], present: tuple[str, ...], n: int = 16)
     return [{m: np.ascontiguousarray(test.x[m][i : i + 1]) for m in names} for i in range(n)]
 
 
-def _cpu_share(per_thread: list[float]) -> dict[str, Any]:
+def _cpu_share(segments: list[tuple[float, float]], min_s: float) -> dict[str, Any]:
     """The replay's CPU share check (``harness.trials``: the same rule as a trial's):
     the median over segments of CPU time per compute thread per wall second; under
     ``MIN_CPU_SHARE`` the stream's latencies and deadline misses were another process's
-    doing too, and the cell says so (unstable, with the reason)."""
-    if not per_thread:
+    doing too, and the cell says so (unstable, with the reason). Only segments that
+    streamed for at least ``min_s`` (a trial's minimum window, ``[measure]
+    min_duration_s``) are judged: a fresh runner's thread pool wakes up over the first
+    milliseconds, so a 20 ms stream reads low on an idle machine (the quickstart's did)."""
+    if not segments:
         return {}
-    got = float(np.median(per_thread))
+    out: dict[str, Any] = {"cpu_share_segments": [round(x, 3) for x, _ in segments]}
+    judged = [x for x, wall_s in segments if wall_s >= min_s]
+    if not judged:
+        return out | {"cpu_starved": None}  # too short to tell
+    got = float(np.median(judged))
     starved = got < MIN_CPU_SHARE
-    out: dict[str, Any] = {
-        "cpu_share_per_thread": round(got, 3),
-        "cpu_share_segments": [round(x, 3) for x in per_thread],
-        "cpu_starved": starved,
-    }
+    out |= {"cpu_share_per_thread": round(got, 3), "cpu_starved": starved}
     if starved:
         out["warnings"] = [
             f"unstable: CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} (median of "
-            f"{len(per_thread)} segments: another process held the cores; the latencies "
+            f"{len(judged)} segments: another process held the cores; the latencies "
             "and deadline misses are not the model's alone)"
         ]
     return out

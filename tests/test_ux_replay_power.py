@@ -187,8 +187,17 @@ def test_replay_reads_the_cpu_share_and_flags_a_starved_stream(setup):
     short = PROFILE.replace("duration_s = 600.0", "duration_s = 10.0").replace(
         "t_s = 300.0", "t_s = 5.0"
     )  # 50 samples per segment; the same checkpoint (its key has no replay settings)
+    judged = short.replace("[train]", "[measure]\nmin_duration_s = 0.001\n[train]")
+    (tmp / "judged.toml").write_text(judged)
     (tmp / "short.toml").write_text(short)
     art = Artifacts(load_profile(tmp / "short.toml"), tmp)
+    cols, _, _ = run_replay_cell(cell, art, SleepyCpu(RecordingModes()), tmp / "w5")
+    extra = json.loads(cols["extra_json"])  # 0.1 s segments: shorter than a trial's 1 s
+    assert extra["cpu_starved"] is None and "cpu_share_per_thread" not in extra
+    assert len(extra["cpu_share_segments"]) == 2 and not any(
+        w.startswith("unstable: CPU share") for w in extra.get("warnings", [])
+    )
+    art = Artifacts(load_profile(tmp / "judged.toml"), tmp)
     cols, _, _ = run_replay_cell(cell, art, WatchedCpu(RecordingModes()), tmp / "w3")
     extra = json.loads(cols["extra_json"])
     assert len(extra["cpu_share_segments"]) == 2 and extra["cpu_share_per_thread"] > 0
