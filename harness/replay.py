@@ -31,7 +31,7 @@ from harness.measure import latency_stats
 from harness.policy import Budget
 from harness.power import ModeSwitcher, Segment, timeline_segments
 from harness.store import SegmentRow
-from harness.trials import MIN_CPU_SHARE
+from harness.trials import starved_share
 
 
 class _Policy:
@@ -228,10 +228,10 @@ def run_replay_cell(
         cols["energy_mj_per_inference"] = energy_total / n
     cols["energy_source"] = rows[0].energy_source if rows else None
     cols["energy_model"] = "; ".join(energy_models) or None  # None: measured, not estimated
-    share = _cpu_share(shares, art.profile.measure.min_duration_s)
-    if share.get("cpu_starved") and n:
+    share, starved_why = _cpu_share(shares, art.profile.measure.min_duration_s)
+    if starved_why and n:
         cols["stable"] = 0
-        cols["unstable_reason"] = share["warnings"][0].removeprefix("unstable: ")
+        cols["unstable_reason"] = starved_why
     cols["extra_json"] = json.dumps(
         {
             "deadline_ms": r.deadline_ms,
@@ -260,30 +260,31 @@ def _samples(test: Any, order: list[str], present: tuple[str, ...], n: int = 16)
     return [{m: np.ascontiguousarray(test.x[m][i : i + 1]) for m in names} for i in range(n)]
 
 
-def _cpu_share(segments: list[tuple[float, float]], min_s: float) -> dict[str, Any]:
-    """The replay's CPU share check (``harness.trials``: the same rule as a trial's):
-    the median over segments of CPU time per compute thread per wall second; under
+def _cpu_share(
+    segments: list[tuple[float, float]], min_s: float
+) -> tuple[dict[str, Any], str | None]:
+    """The replay's CPU share check, a trial's rule (``harness.trials.starved_share``)
+    over its segments: ``(extra_json entries, the unstable reason or None)``. Under
     ``MIN_CPU_SHARE`` the stream's latencies and deadline misses were another process's
-    doing too, and the cell says so (unstable, with the reason). Only segments that
-    streamed for at least ``min_s`` (a trial's minimum window, ``[measure]
-    min_duration_s``) are judged: a fresh runner's thread pool wakes up over the first
-    milliseconds, so a 20 ms stream reads low on an idle machine (the quickstart's did)."""
+    doing too. Only segments that streamed for at least ``min_s`` (a trial's minimum
+    window, ``[measure] min_duration_s``) are judged: a fresh runner's thread pool wakes
+    up over the first milliseconds, so a 20 ms stream reads low on an idle machine (the
+    quickstart's did)."""
     if not segments:
-        return {}
+        return {}, None
     out: dict[str, Any] = {"cpu_share_segments": [round(x, 3) for x, _ in segments]}
     judged = [x for x, wall_s in segments if wall_s >= min_s]
     if not judged:
-        return out | {"cpu_starved": None}  # too short to tell
-    got = float(np.median(judged))
-    starved = got < MIN_CPU_SHARE
-    out |= {"cpu_share_per_thread": round(got, 3), "cpu_starved": starved}
-    if starved:
-        out["warnings"] = [
-            f"unstable: CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} (median of "
-            f"{len(judged)} segments: another process held the cores; the latencies "
-            "and deadline misses are not the model's alone)"
-        ]
-    return out
+        return out | {"cpu_starved": None}, None  # too short to tell
+    got, why = starved_share(
+        judged,
+        f"median of {len(judged)} segments",
+        "the latencies and deadline misses are not the model's alone",
+    )
+    out |= {"cpu_share_per_thread": round(got, 3), "cpu_starved": why is not None}
+    if why:
+        out["warnings"] = [f"unstable: {why}"]
+    return out, why
 
 
 def _stream(

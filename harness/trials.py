@@ -48,6 +48,20 @@ from harness.profile_schema import MeasureSettings
 MIN_CPU_SHARE = 0.8
 
 
+def starved_share(per_thread: Sequence[float], over: str, lost: str) -> tuple[float, str | None]:
+    """The CPU share rule, for trials and for a replay's segments alike: the median CPU
+    time per compute thread per wall second of ``per_thread``, and the one-line reason
+    when it is under ``MIN_CPU_SHARE`` (None otherwise). ``over`` says what the median
+    is over, ``lost`` what the starvation spoils."""
+    got = float(np.median(per_thread))
+    if got >= MIN_CPU_SHARE:
+        return got, None
+    return got, (
+        f"CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} ({over}: another process "
+        f"held the cores; {lost})"
+    )
+
+
 @dataclass(frozen=True)
 class Subject:
     """One runner of a group and what its windows read (sensor, memory)."""
@@ -255,15 +269,15 @@ def summarize(trials: Sequence[Trial], settings: MeasureSettings) -> CellMeasure
     per_thread = [t.cpu_share_per_thread for t in trials]
     threads = trials[0].cpu_threads
     starved = False
-    if all(x is not None for x in per_thread):
-        got = float(np.median(per_thread))
-        starved = got < MIN_CPU_SHARE
-        if starved:
-            reasons.append(
-                f"CPU share {got:.2f} per thread < {MIN_CPU_SHARE:g} ({threads} thread(s), "
-                f"median of {len(trials)} trials: another process held the cores; the "
-                "latency is not the model's alone)"
-            )
+    known = [x for x in per_thread if x is not None]
+    if len(known) == len(per_thread):
+        _, why = starved_share(
+            known,
+            f"{threads} thread(s), median of {len(trials)} trials",
+            "the latency is not the model's alone",
+        )
+        starved = why is not None
+        reasons += [why] if why else []
     else:
         threads = None
     reason = "; ".join(reasons) or None
