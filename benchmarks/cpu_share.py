@@ -10,6 +10,12 @@ windows end), and prints p50 latency and share per window.
 
     python benchmarks/cpu_share.py                   # alone, then beside 2 busy processes
     python benchmarks/cpu_share.py --load 4 --windows 5
+
+``--replay`` measures the deployment replay's check instead (``harness.replay``: judged
+per segment): the quickstart's replay (``profiles/quickstart.toml``) stretched to 5,000
+queries per segment (``duration_s = 1500``, events at 0 / 500 / 1000 s), each replay
+cell ``--windows`` times alone, then beside the busy processes; its checkpoint is
+trained once, before the loaded pass, in a temporary OUT.
 """
 
 from __future__ import annotations
@@ -33,7 +39,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window-s", type=float, default=0.5)
     p.add_argument("--load", type=int, default=2, help="busy processes for the loaded pass")
     p.add_argument("--load-nice", type=int, default=0, help="their nice increment")
+    p.add_argument("--replay", action="store_true", help="the replay's check (docstring)")
     return p.parse_args(argv)
+
+
+_STRETCH = (("duration_s = 30.0", "duration_s = 1500.0"), ("t_s = 10.0", "t_s = 500.0"),
+            ("t_s = 20.0", "t_s = 1000.0"))  # fmt: skip
+
+
+def replay_setup(out: Path):
+    """The stretched quickstart profile, its Artifacts and its replay cells (trained)."""
+    from harness.artifacts import Artifacts
+    from harness.cells import expand
+    from harness.profile import load_profile
+
+    text = (Path(__file__).resolve().parents[1] / "profiles" / "quickstart.toml").read_text()
+    for old, new in _STRETCH:
+        if old not in text:
+            raise SystemExit(f"profiles/quickstart.toml has no '{old}' to stretch; update _STRETCH")
+        text = text.replace(old, new)
+    (out / "stretched.toml").write_text(text)
+    profile = load_profile(out / "stretched.toml")
+    art = Artifacts(profile, out)
+    cells = [c for c in expand(profile) if c.kind == "replay"]
+    for c in cells:
+        art.checkpoint(c.dataset, c.backbone, c.attention, c.seed)
+    return art, cells
+
+
+def measure_replay(args: argparse.Namespace, label: str, setup) -> list[str]:
+    import json
+
+    from harness.replay import run_replay_cell
+    from targets.cpu import CpuTarget
+
+    art, cells = setup
+    rows = []
+    for cell in cells:
+        for i in range(args.windows):
+            cols, _, _ = run_replay_cell(cell, art, CpuTarget(), art.out_dir / f"w-{label}-{i}")
+            e = json.loads(cols["extra_json"])
+            shares = ", ".join(f"{x:.2f}" for x in e.get("cpu_share_segments", []))
+            rows.append(
+                f"| {label} | replay {cell.method} | per segment | {cols['latency_ms_p50']:.2f} "
+                f"| {shares} | {int(bool(e.get('cpu_starved')))}/1 |"
+            )
+    return rows
 
 
 def measure(args: argparse.Namespace, label: str) -> list[str]:
@@ -78,8 +129,14 @@ def measure(args: argparse.Namespace, label: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = measure(args, "alone")
-    busy_s = 4 * args.windows * args.window_s * 3 + 30  # outlasts the loaded pass
+    tmp = tempfile.TemporaryDirectory(prefix="sentryfuse-cpushare-replay-")
+    if args.replay:
+        setup = replay_setup(Path(tmp.name))
+        run = lambda label: measure_replay(args, label, setup)  # noqa: E731
+    else:
+        run = lambda label: measure(args, label)  # noqa: E731
+    rows = run("alone")
+    busy_s = 4 * args.windows * args.window_s * 3 + (600 if args.replay else 30)  # outlasts it
     load = [
         subprocess.Popen(
             [sys.executable, "-c", _BUSY.format(s=busy_s)],
@@ -88,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.load)
     ]
     try:
-        rows += measure(args, f"beside {args.load} busy (nice +{args.load_nice})")
+        rows += run(f"beside {args.load} busy (nice +{args.load_nice})")
     finally:
         for proc in load:
             proc.kill()
             proc.wait()
+        tmp.cleanup()
     print(
         "| setting | runtime | threads | p50 ms per window | CPU share per window | flagged (< 0.8 per thread) |"
     )
