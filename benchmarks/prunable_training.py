@@ -124,6 +124,9 @@ RECIPES = {
     # end (full-weight passes early, the full model's own loss late: the full-model cost)
     "f4wd025": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_weight_end": 0.25},
     "f4wd0": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_weight_end": 0.0},
+    # Seventh build: the passes' gradient projected off the full pass's where they conflict
+    "f4pc": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_grad": "project"},
+    "f4pct": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_grad": "project_tensor"},
 }
 
 

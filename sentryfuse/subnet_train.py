@@ -25,7 +25,9 @@ distilled from the full model) and once-for-all's sandwich rule, some training s
   ``distill=False`` is the ablation with cross-entropy alone.
 
 Gradients of all sub-network passes accumulate onto the full pass's, then the one
-optimizer step of the training loop runs (the sandwich rule's single update).
+optimizer step of the training loop runs (the sandwich rule's single update). With
+``subnet_grad="project"`` the passes' summed gradient first loses its component along
+the full pass's gradient wherever the two point against each other (PCGrad).
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class SubnetTrainer:
 
             self.costs = {n: (c.head_flops, c.channel_flops) for n, c in unit_costs(model).items()}
         self.passes = 0
+        self.conflicts = 0  # steps whose pass gradient opposed the full one ("project")
         # Which patterns get passes (None: all). With a pattern lag and frozen-only passes
         # the training loop sets it to "this pattern's ranking is frozen", so every pass
         # trains a sub-network SentryGate deploys.
@@ -194,6 +197,12 @@ class SubnetTrainer:
             if c.subnet_ranking == "random"
             else {g[0].tobytes(): self.ranking(g[0]) for g in groups}
         )
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        full = None
+        if c.subnet_grad != "sum":
+            full = [p.grad for p in params]  # the full pass's; the passes accumulate anew
+            for p in params:
+                p.grad = None
         total = 0.0
         for sparsity in budgets:
             for pattern, rows in groups:
@@ -216,4 +225,27 @@ class SubnetTrainer:
                     loss.backward()
                 total += float(loss.detach())
                 self.passes += 1
+        if full is not None and c.subnet_grad == "project":
+            self.conflicts += project_conflict(params, full)
+        elif full is not None:  # "project_tensor": each parameter tensor on its own
+            pairs = zip(params, full, strict=True)
+            self.conflicts += sum(project_conflict([p], [f]) for p, f in pairs)
         return total
+
+
+def project_conflict(params: list[nn.Parameter], full: list[Tensor | None]) -> bool:
+    """Set every ``p.grad`` to ``full + g'``, where ``g`` (the current ``p.grad``) loses
+    its component along ``full`` if ``<g, full> < 0`` (one inner product over all of
+    ``params``, as PCGrad; one tensor a call for the per-tensor variant). Returns
+    whether it projected."""
+    pairs = [(p, f, p.grad) for p, f in zip(params, full, strict=True)]
+    dot = sum(float((g * f).sum()) for _, f, g in pairs if f is not None and g is not None)
+    norm2 = sum(float((f * f).sum()) for _, f, _ in pairs if f is not None)
+    conflict = dot < 0.0 and norm2 > 0.0
+    coef = dot / norm2 if conflict else 0.0
+    for p, f, g in pairs:
+        if g is None:
+            p.grad = f
+        elif f is not None:
+            p.grad = g.add_(f, alpha=1.0 - coef)
+    return conflict

@@ -250,6 +250,8 @@ def train(
         "scorer_frozen_epoch": round(freeze_at, 3) if frozen or scorer.pinned else None,
         "scorer_patterns_frozen_epoch": round(pattern_freeze_at, 3) if frozen else None,
     }
+    if subnet is not None and cfg.subnet_grad != "sum":
+        metrics["subnet_conflicts"] = subnet.conflicts  # projections made (steps or tensors)
     meta = {
         "train": asdict(cfg),
         "dataset": {

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from sentryfuse.curriculum import DropoutCurriculum
 from sentryfuse.errors import ModelError
 
+SUBNET_GRADS: tuple[str, ...] = ("sum", "project", "project_tensor")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -82,6 +84,15 @@ class TrainConfig:
     # sub-networks; lighter late ones, at the low end of the cosine learning rate, leave
     # the full model's last updates mostly to its own loss.
     subnet_weight_end: float | None = None
+    # How the passes' gradient joins the full pass's. "sum": added (the sandwich rule's
+    # single update). "project": where the two conflict (negative inner product), the
+    # component of the sub-network gradient along the full model's is removed first
+    # (PCGrad, Yu et al. 2020), so to first order the passes cannot undo the full
+    # model's own step; the part that teaches the sub-networks without hurting it stays.
+    # "project_tensor": the same test and projection per parameter tensor (finer: a
+    # layer whose pass gradient opposes the full one is projected even when the whole
+    # vector agrees).
+    subnet_grad: str = "sum"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -121,6 +132,10 @@ class TrainConfig:
             raise ModelError(
                 "subnet_pattern_passes must be 'frozen' or 'live', "
                 f"got '{self.subnet_pattern_passes}'"
+            )
+        if self.subnet_grad not in SUBNET_GRADS:
+            raise ModelError(
+                f"subnet_grad must be one of {', '.join(SUBNET_GRADS)}, got '{self.subnet_grad}'"
             )
         if not self.distill_temperature > 0 or not 0.0 <= self.distill_weight <= 1.0:
             raise ModelError("distill_temperature must be > 0 and distill_weight in [0, 1]")

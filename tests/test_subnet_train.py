@@ -293,3 +293,61 @@ def test_pass_weight_schedule_falls_linearly_and_changes_the_recipe(tmp_path) ->
     falling = _tiny_run(tmp_path, "falling", subnet_weight_end=0.0, **kw)
     assert falling != const
     assert _tiny_run(tmp_path, "again", subnet_weight_end=0.0, **kw) == falling
+
+
+def test_projection_removes_only_the_conflicting_component() -> None:
+    from sentryfuse.subnet_train import project_conflict
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    full = [torch.tensor([1.0, 0.0]), torch.tensor([0.0])]
+    a.grad, b.grad = torch.tensor([-2.0, 3.0]), torch.tensor([5.0])  # <g, full> = -2
+    assert project_conflict([a, b], full)
+    # g - (<g,f>/|f|²) f = [0, 3], [5]; plus the full pass's gradient
+    assert a.grad.tolist() == [1.0, 3.0] and b.grad.tolist() == [5.0]
+    assert float((a.grad - full[0]) @ full[0]) == 0.0  # the pass part no longer opposes
+    a.grad, b.grad = torch.tensor([2.0, 3.0]), torch.tensor([5.0])  # agreeing: plain sum
+    assert not project_conflict([a, b], full)
+    assert a.grad.tolist() == [3.0, 3.0] and b.grad.tolist() == [5.0]
+    a.grad, b.grad = None, torch.tensor([1.0])  # a parameter only the full pass reached
+    assert not project_conflict([a, b], full)
+    assert a.grad is full[0]
+
+
+def test_projected_passes_keep_the_full_gradients_first_order_descent(tmp_path) -> None:
+    import json
+
+    from sentryfuse.errors import ModelError
+
+    ds, model, scorer = _model_and_scorer()
+    x = {m: torch.from_numpy(ds.train.x[m][:16]) for m in ds.modality_names}
+    y = torch.from_numpy(ds.train.y[:16])
+    present = torch.ones(16, len(ds.modality_names), dtype=torch.bool)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads, conflicts = {}, {}
+    for mode in ("sum", "project", "project_tensor"):
+        model.zero_grad(set_to_none=True)
+        logits = model(x, present)
+        (-F.cross_entropy(logits, y)).backward()  # a full-pass gradient the passes oppose
+        full = [None if p.grad is None else p.grad.clone() for p in params]
+        trainer = SubnetTrainer(model, scorer, TrainConfig(subnet_grad=mode, distill=False))
+        trainer.step(x, y, present, logits.detach())
+        grads[mode] = [p.grad.clone() for p in params if p.grad is not None]
+        conflicts[mode] = trainer.conflicts
+        if mode == "project_tensor":  # every tensor's pass part agrees with the full one
+            per = [float(((p.grad - f) * f).sum()) for p, f in zip(params, full, strict=True)
+                   if f is not None]  # fmt: skip
+            assert min(per) >= -1e-5 and trainer.conflicts > 1
+    fl = torch.cat([f.flatten() for f in full if f is not None])
+    dots = {m: float(torch.cat([g.flatten() for g in gs]) @ fl) for m, gs in grads.items()}
+    grads.pop("project_tensor")
+    assert dots["project"] >= float(fl @ fl) - 1e-4  # the pass part adds no descent cost
+    assert conflicts["project"] == 1
+    assert dots["sum"] < dots["project"]
+    with pytest.raises(ModelError, match="subnet_grad"):
+        TrainConfig(subnet_grad="pcgrad")
+    proj = _tiny_run(tmp_path, "proj", subnet_start_epoch=0.0, subnet_grad="project")
+    assert proj != _tiny_run(tmp_path, "sum", subnet_start_epoch=0.0)
+    assert _tiny_run(tmp_path, "proj2", subnet_start_epoch=0.0, subnet_grad="project") == proj
+    metrics = json.loads((tmp_path / "proj" / "metrics.json").read_text())
+    assert 0 <= metrics["subnet_conflicts"] <= metrics["subnet_passes"]
+    assert "subnet_conflicts" not in json.loads((tmp_path / "sum" / "metrics.json").read_text())
