@@ -10,6 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
+from profile_helpers import tiny_profile
 
 from harness.commands import run as run_cmd
 from harness.latency_model import (
@@ -87,46 +88,28 @@ def test_a_real_latency_model_is_measured_cached_and_chosen_from(tmp_path):
     assert row[:2] == ("onnxruntime", "current") and json.loads(row[2])["target"] == "cpu"
 
 
-PROFILE = """
-name = "budgets"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["sentrygate"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cpu"]
-runtimes = ["onnxruntime"]
-power_modes = ["max"]
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 2
-[eval]
-max_train = 128
-max_test = 64
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = 0.05
-min_count = 5
-[replay]
-methods = ["sentrygate"]
-duration_s = 4.0
-rate_hz = 10.0
-[replay.budgets]
-max = { deadline_ms = 1000.0 }
-single = { deadline_ms = 0.00001 }
-[[replay.events]]
-t_s = 0.0
-present = ["a", "b", "c"]
-power_mode = "max"
-[[replay.events]]
-t_s = 2.0
-power_mode = "single"
-"""
+REPLAY = {
+    "methods": ["sentrygate"],
+    "duration_s": 4.0,
+    "rate_hz": 10.0,
+    "budgets": {"max": {"deadline_ms": 1000.0}, "single": {"deadline_ms": 0.00001}},
+    "events": [
+        {"t_s": 0.0, "present": ["a", "b", "c"], "power_mode": "max"},
+        {"t_s": 2.0, "power_mode": "single"},
+    ],
+}
+
+
+def _profile(**replay: object) -> str:
+    return tiny_profile(
+        "budgets",
+        grid={"methods": ["sentrygate"], "runtimes": ["onnxruntime"]},
+        eval={"calib_samples": None},
+        replay={**REPLAY, **replay},
+    )
+
+
+PROFILE = _profile()
 
 
 def test_budget_profiles_are_validated(tmp_path):
@@ -135,16 +118,11 @@ def test_budget_profiles_are_validated(tmp_path):
     r = load_profile(path).replay
     assert r.budgets == (("max", "deadline_ms", 1000.0), ("single", "deadline_ms", 1e-05))
     assert r.budget_for("single") == ("deadline_ms", 1e-05) and r.policy == ()
-    for bad, message in (
-        ("max = { deadline_ms = 1000.0 }", "replay.budgets.max: give exactly one of"),
-        ("max = { latency = 3 }", "replay.budgets.max: give exactly one of"),
-    ):
-        text = PROFILE.replace("max = { deadline_ms = 1000.0 }", bad.replace(
-            "{ deadline_ms = 1000.0 }", "{ deadline_ms = 1.0, energy_mj = 2.0 }"))  # fmt: skip
-        path.write_text(text)
-        with pytest.raises(ProfileError, match=message):
+    for bad in ({"deadline_ms": 1.0, "energy_mj": 2.0}, {"latency": 3}):
+        path.write_text(_profile(budgets={**REPLAY["budgets"], "max": bad}))
+        with pytest.raises(ProfileError, match="replay.budgets.max: give exactly one of"):
             load_profile(path)
-    path.write_text(PROFILE.replace("[replay.budgets]", "policy = { max = 0.3 }\n[replay.budgets]"))
+    path.write_text(_profile(policy={"max": 0.3}))
     with pytest.raises(ProfileError, match="already has a fixed sparsity"):
         load_profile(path)
 

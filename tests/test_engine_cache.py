@@ -16,6 +16,7 @@ import fleet_targets
 import numpy as np
 import pytest
 import torch
+from profile_helpers import tiny_profile
 
 from harness.profile import load_profile
 from harness.suite import run_suite
@@ -114,35 +115,13 @@ def test_a_failed_build_leaves_no_entry(tmp_path):
     assert cache.engine(onnx_path, {}, build) == (b"engine", key, True)
 
 
-PROFILE = """
-name = "trt-cache"
-dense_baseline = false
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["magnitude"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cuda"]
-runtimes = ["tensorrt"]
-power_modes = ["max", "single"]
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 4
-[eval]
-max_train = 128
-max_test = 64
-calib_samples = 16
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = 0.02
-min_count = 5
-trials = 2
-"""
+PROFILE = tiny_profile(
+    "trt-cache",
+    dense_baseline=False,
+    grid={"targets": ["cuda"], "runtimes": ["tensorrt"], "power_modes": ["max", "single"]},
+    train={"scorer_final_steps": 4},
+    measure={"min_duration_s": 0.02, "trials": 2},
+)
 
 
 def _engines(store: Path) -> list[dict]:

@@ -26,6 +26,7 @@ import pytest
 pytest.importorskip("ray", reason="the fleet extra is not installed (pip install '.[fleet]')")
 
 import fleet_targets  # noqa: E402
+from profile_helpers import tiny_profile  # noqa: E402
 
 from harness import cli  # noqa: E402
 from harness.cells import expand  # noqa: E402
@@ -40,47 +41,21 @@ from reports.store import load_store  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 FACTORY = "fleet_targets:factory"
 
-PROFILE = """
-name = "fleet"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["magnitude"]
-sparsities = [0.5]
-conditions = ["all", "drop:a"]
-targets = TARGETS
-runtimes = ["torch"]
-power_modes = ["max"]
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 4
-[eval]
-max_train = 256
-max_test = 128
-calib_samples = 32
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = DURATION
-min_count = 10
-trials = 2
-"""
-
 
 # 4 cell groups (power mode x runtime) of 4 cells: more units than devices
-FOUR_GROUPS = {"power_modes": '["max", "single"]', "runtimes": '["torch", "onnxruntime"]'}
+FOUR_GROUPS = {"power_modes": ["max", "single"], "runtimes": ["torch", "onnxruntime"]}
 
 
-def _profile(tmp_path: Path, targets: list[str], duration_s: float = 0.05, **grid: str) -> Path:
-    text = PROFILE.replace("TARGETS", json.dumps(targets)).replace("DURATION", str(duration_s))
-    for key, value in grid.items():
-        text = "\n".join(
-            f"{key} = {value}" if line.startswith(f"{key} =") else line
-            for line in text.splitlines()
-        )
+def _profile(
+    tmp_path: Path, targets: list[str], duration_s: float = 0.05, **grid: list[str]
+) -> Path:
+    text = tiny_profile(
+        "fleet",
+        grid={"conditions": ["all", "drop:a"], "targets": targets, **grid},
+        train={"scorer_final_steps": 4},
+        eval={"max_train": 256, "max_test": 128, "calib_samples": 32},
+        measure={"min_duration_s": duration_s, "min_count": 10, "trials": 2},
+    )
     path = tmp_path / "fleet.toml"
     path.write_text(text)
     return path
@@ -383,9 +358,7 @@ def test_tensorrt_engines_are_built_on_the_device_once_and_reused(cluster, tmp_p
     on the same device (as a ``--resume`` would) builds none."""
     node = add_device(cluster, "cuda", "gpu-02")
     try:
-        path = _profile(
-            tmp_path, ["cuda"], runtimes='["tensorrt"]', power_modes='["max", "single"]'
-        )
+        path = _profile(tmp_path, ["cuda"], runtimes=["tensorrt"], power_modes=["max", "single"])
         profile = load_profile(path, target_factory=fleet_targets.factory)
         cache = tmp_path / "nc"
         s = run_fleet_suite(

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from profile_helpers import tiny_profile
 
 from harness import cli
 from harness.cellgroup import group_key
@@ -18,39 +19,21 @@ from harness.shard import parse_shard, shard_filter, shard_of
 from harness.suite import run_suite
 from sentryfuse.errors import HarnessError
 
-PROFILE = """
-name = "shards"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["magnitude"]
-sparsities = [0.5]
-conditions = ["all", "drop:a", "drop:b", "drop:c"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["max", "single"]
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 4
-[eval]
-max_train = 256
-max_test = 128
-calib_samples = 32
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = 0.05
-min_count = MIN_COUNT
-trials = 2
-"""
-
 
 def _profile(tmp: Path, name: str, min_count: int = 10) -> Path:
     path = tmp / f"{name}.toml"
-    path.write_text(PROFILE.replace("MIN_COUNT", str(min_count)))
+    path.write_text(
+        tiny_profile(
+            "shards",
+            grid={
+                "conditions": ["all", "drop:a", "drop:b", "drop:c"],
+                "power_modes": ["max", "single"],
+            },
+            train={"scorer_final_steps": 4},
+            eval={"max_train": 256, "max_test": 128, "calib_samples": 32},
+            measure={"min_count": min_count, "trials": 2},
+        )
+    )
     return path
 
 

@@ -7,6 +7,7 @@ import sqlite3
 import time
 
 import pytest
+from profile_helpers import tiny_profile
 
 from harness import registry
 from harness.cellgroup import plan_groups, run_cell_group
@@ -16,35 +17,13 @@ from harness.store import STORE_NAME, Store
 from harness.suite import preflight, run_suite
 from targets.cpu import CpuTarget
 
-PROFILE = """
-name = "groups"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["sentrygate", "magnitude"]
-sparsities = [0.5]
-conditions = ["all", "drop:a"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["current"]  # no thread change: 2 threads on 2 loaded shared cores stall
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 2
-[eval]
-max_train = 128
-max_test = 64
-calib_samples = 16
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = 0.02
-min_count = 5
-trials = 3
-max_trial_spread = 0.5
-"""
+GRID = {
+    "methods": ["sentrygate", "magnitude"],
+    "conditions": ["all", "drop:a"],
+    "power_modes": ["current"],  # no thread change: 2 threads on 2 loaded shared cores stall
+}
+MEASURE = {"min_duration_s": 0.02, "trials": 3, "max_trial_spread": 0.5}
+PROFILE = tiny_profile("groups", grid=GRID, measure=MEASURE)
 
 
 class SlowRunner:
@@ -83,9 +62,9 @@ def profile(tmp_path):
 
 
 def test_plan_groups_bounds_and_balances(profile, tmp_path):
-    text = PROFILE.replace("sparsities = [0.5]", "sparsities = [0.2, 0.3, 0.4, 0.5, 0.6]")
+    grid = {**GRID, "sparsities": [0.2, 0.3, 0.4, 0.5, 0.6], "power_modes": ["max", "single"]}
     path = tmp_path / "big.toml"
-    path.write_text(text.replace('power_modes = ["current"]', 'power_modes = ["max", "single"]'))
+    path.write_text(tiny_profile("groups", grid=grid, measure=MEASURE))
     cells = expand(load_profile(path))  # 2 conditions x 2 modes x (dense + 2 x 5) = 44
     groups = plan_groups(cells)
     assert sorted(c.key for g in groups for c in g) == sorted(c.key for c in cells)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from profile_helpers import tiny_profile
 
 from harness.cells import expand
 from harness.commands import run as run_cmd
@@ -25,50 +26,30 @@ from targets.cpu import CpuTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PROFILE = """
-name = "tiny"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["sentrygate", "magnitude", "magnitude+ft"]
-sparsities = [0.5]
-conditions = ["all", "drop:a", "burst:0.3:5"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["max"]
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 4
-[eval]
-max_train = 256
-max_test = 128
-calib_samples = 32
-[finetune]
-steps = 3
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = 0.1
-min_count = 10
-trials = 3
-[replay]
-methods = ["sentrygate", "magnitude", "magnitude+ft"]
-duration_s = 4.0
-rate_hz = 5.0
-deadline_ms = 50.0
-policy = { max = 0.3, single = 0.5 }
-[[replay.events]]
-t_s = 0.0
-present = ["a", "b", "c"]
-power_mode = "max"
-[[replay.events]]
-t_s = 2.0
-present = ["a"]
-power_mode = "single"
-"""
+TRAIN = {"scorer_final_steps": 4}
+EVAL = {"max_train": 256, "max_test": 128, "calib_samples": 32}
+PROFILE = tiny_profile(
+    "tiny",
+    grid={
+        "methods": ["sentrygate", "magnitude", "magnitude+ft"],
+        "conditions": ["all", "drop:a", "burst:0.3:5"],
+    },
+    train=TRAIN,
+    eval=EVAL,
+    finetune={"steps": 3},
+    measure={"min_duration_s": 0.1, "min_count": 10, "trials": 3},
+    replay={
+        "methods": ["sentrygate", "magnitude", "magnitude+ft"],
+        "duration_s": 4.0,
+        "rate_hz": 5.0,
+        "deadline_ms": 50.0,
+        "policy": {"max": 0.3, "single": 0.5},
+        "events": [
+            {"t_s": 0.0, "present": ["a", "b", "c"], "power_mode": "max"},
+            {"t_s": 2.0, "present": ["a"], "power_mode": "single"},
+        ],
+    },
+)
 
 
 def _cli(*args: str) -> list[str]:
@@ -194,12 +175,14 @@ class BrokenRuntimeCpu(CpuTarget):
 
 @pytest.mark.slow
 def test_failing_cell_is_stored_and_suite_goes_on(tmp_path, capsys):
-    text = PROFILE.split("[replay]")[0].replace(
-        'runtimes = ["torch"]', 'runtimes = ["broken", "torch"]'
+    text = tiny_profile(
+        "tiny",
+        grid={"methods": ["sentrygate", "magnitude"], "runtimes": ["broken", "torch"]},
+        train=TRAIN,
+        eval=EVAL,
+        finetune={"steps": 3},
+        measure={"min_count": 10, "trials": 3},
     )
-    text = text.replace('conditions = ["all", "drop:a", "burst:0.3:5"]', 'conditions = ["all"]')
-    text = text.replace('"magnitude", "magnitude+ft"]', '"magnitude"]')
-    text = text.replace("min_duration_s = 0.1", "min_duration_s = 0.05")
     path = tmp_path / "p.toml"
     path.write_text(text)
     args = argparse.Namespace(profile=path, out=tmp_path / "out", resume=False, dry_run=False)

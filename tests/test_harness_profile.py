@@ -6,27 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from profile_helpers import tiny_profile
 
 from harness.cli import main
 from harness.profile import load_profile
 
-BASE = """
-name = "tiny"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["sentryattend"]
-methods = ["sentrygate", "magnitude+ft"]
-sparsities = [0.25, 0.5]
-conditions = ["all", "drop:a", "random:0.3", "burst:0.3:5"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["max"]
-seeds = [0]
-[measure]
-min_duration_s = 0.1
-min_count = 5
-"""
+# No [train] or [eval]: tests append their own. The malformed-profile cases below edit
+# this text the way a user edits the file (tiny_profile writes `key = value` lines).
+BASE = tiny_profile(
+    "tiny",
+    grid={
+        "methods": ["sentrygate", "magnitude+ft"],
+        "sparsities": [0.25, 0.5],
+        "conditions": ["all", "drop:a", "random:0.3", "burst:0.3:5"],
+    },
+    train=None,
+    eval=None,
+    measure={"warmup_s": None, "warmup_n": None, "min_duration_s": 0.1},
+)
 
 
 def _run(tmp_path: Path, text: str | None, capsys) -> tuple[int, str, Path]:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from profile_helpers import tiny_profile
 
 from harness.commands import run as run_cmd
 from reports.claims import claims_table
@@ -23,32 +24,11 @@ from targets.cuda import CudaTarget
 from targets.export import export_onnx
 from targets.preference import fastest_runtime, ranked
 
-PROFILE = """
-name = "parity"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["dense"]
-methods = ["magnitude"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cpu"]
-runtimes = ["onnxruntime"]
-power_modes = ["max"]
-seeds = [0]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 2
-[eval]
-max_train = 128
-max_test = 64
-[measure]
-warmup_s = 0.0
-warmup_n = 2
-min_duration_s = 0.05
-min_count = 5
-"""
+PROFILE = tiny_profile(
+    "parity",
+    grid={"attentions": ["dense"], "runtimes": ["onnxruntime"]},
+    eval={"calib_samples": None},
+)
 
 SPECS = [ModalityInput("acc", 32, 3), ModalityInput("gyro", 32, 3)]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from profile_helpers import tiny_profile
 
 from harness.commands import run as run_cmd
 from harness.shipped import shipped_profiles
@@ -144,31 +145,17 @@ def test_check_on_unfinished_stores_says_so(tmp_path):
     assert res.returncode == 2 and "unfinished" in res.stderr and "--resume" in res.stderr
 
 
-PARITY_PROFILE = """
-name = "parity"
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["dense"]
-methods = ["magnitude"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cpu"]
-runtimes = ["torch", "onnxruntime"]
-power_modes = ["current"]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 2
-[eval]
-max_train = 64
-max_test = 32
-[measure]
-warmup_s = 0.0
-warmup_n = 1
-min_duration_s = 0.05
-min_count = 5
-"""
+PARITY_PROFILE = tiny_profile(
+    "parity",
+    grid={
+        "attentions": ["dense"],
+        "runtimes": ["torch", "onnxruntime"],
+        "power_modes": ["current"],
+        "seeds": None,
+    },
+    eval={"max_train": 64, "max_test": 32, "calib_samples": None},
+    measure={"warmup_n": 1},
+)
 
 
 def test_onnxruntime_parity_failure_is_a_failed_cell_of_the_run(tmp_path, capsys):

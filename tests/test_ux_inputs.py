@@ -12,32 +12,23 @@ import shutil
 from pathlib import Path
 
 import pytest
+from profile_helpers import tiny_profile
 
 from harness import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 STORES = ROOT / "tests" / "data" / "stores"
 
-GOOD = """
-name = "ok"
-dense_baseline = false
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["dense"]
-methods = ["sentrygate"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["max"]
-[train]
-epochs = 1
-size = "tiny"
-[eval]
-max_train = 64
-max_test = 32
-"""
+# The cases below edit this text the way a user edits the file (``_sub`` checks each edit
+# finds its text).
+GOOD = tiny_profile(
+    "ok",
+    dense_baseline=False,
+    grid={"attentions": ["dense"], "methods": ["sentrygate"], "seeds": None},
+    train={"scorer_final_steps": None},
+    eval={"max_train": 64, "max_test": 32, "calib_samples": None},
+    measure=None,
+)
 REPLAY = """
 [replay]
 methods = ["sentrygate"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from profile_helpers import tiny_profile
 
 from harness.artifacts import Artifacts
 from harness.cells import expand
@@ -22,41 +23,30 @@ from targets.base import Availability, PowerMode, PowerModes
 from targets.cpu import CpuTarget
 from targets.cpu_power import CpuPowerModes
 
-PROFILE = """
-name = "replay-power"
-dense_baseline = false
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["dense"]
-methods = ["magnitude"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["max"]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 2
-[eval]
-max_train = 64
-max_test = 32
-calib_samples = 16
-[replay]
-methods = ["magnitude"]
-duration_s = 600.0
-rate_hz = 10.0
-policy = { max = 0.3, single = 0.5 }
-[[replay.events]]
-t_s = 0.0
-present = ["a", "b", "c"]
-power_mode = "single"
-[[replay.events]]
-t_s = 300.0
-present = ["a"]
-power_mode = "max"
-"""
+
+def _profile(
+    duration_s: float = 600.0, switch_s: float = 300.0, measure: dict | None = None
+) -> str:
+    return tiny_profile(
+        "replay-power",
+        dense_baseline=False,
+        grid={"attentions": ["dense"], "seeds": None},
+        eval={"max_train": 64, "max_test": 32},
+        measure=measure,
+        replay={
+            "methods": ["magnitude"],
+            "duration_s": duration_s,
+            "rate_hz": 10.0,
+            "policy": {"max": 0.3, "single": 0.5},
+            "events": [
+                {"t_s": 0.0, "present": ["a", "b", "c"], "power_mode": "single"},
+                {"t_s": switch_s, "present": ["a"], "power_mode": "max"},
+            ],
+        },
+    )
+
+
+PROFILE = _profile()
 
 
 class RecordingModes(PowerModes):
@@ -184,15 +174,17 @@ def test_replay_reads_the_cpu_share_and_flags_a_starved_stream(setup):
     import json
 
     art, cell, tmp = setup
-    short = PROFILE.replace("duration_s = 600.0", "duration_s = 10.0").replace(
-        "t_s = 300.0", "t_s = 5.0"
-    )  # 50 samples per segment; the same checkpoint (its key has no replay settings)
-    judged = short.replace("[train]", "[measure]\nmin_duration_s = 0.001\n[train]")
+    # 50 samples per segment; the same checkpoint (its key has no replay settings)
+    only_duration = {"warmup_s": None, "warmup_n": None, "min_count": None}
+    # a window far longer than any segment, however loaded the machine (50 queries at
+    # 2 ms take 0.1 s alone; beside busy processes they outlasted the default 1 s)
+    short = _profile(10.0, 5.0, measure={**only_duration, "min_duration_s": 60.0})
+    judged = _profile(10.0, 5.0, measure={**only_duration, "min_duration_s": 0.001})
     (tmp / "judged.toml").write_text(judged)
     (tmp / "short.toml").write_text(short)
     art = Artifacts(load_profile(tmp / "short.toml"), tmp)
     cols, _, _ = run_replay_cell(cell, art, SleepyCpu(RecordingModes()), tmp / "w5")
-    extra = json.loads(cols["extra_json"])  # 0.1 s segments: shorter than a trial's 1 s
+    extra = json.loads(cols["extra_json"])  # segments shorter than the 60 s window
     assert extra["cpu_starved"] is None and "cpu_share_per_thread" not in extra
     assert len(extra["cpu_share_segments"]) == 2 and not any(
         w.startswith("unstable: CPU share") for w in extra.get("warnings", [])

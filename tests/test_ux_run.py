@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from profile_helpers import tiny_profile
 
 from harness.cells import expand
 from harness.outdir import lock_holder
@@ -24,53 +25,27 @@ from harness.profile import load_profile
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-TINY = """
-name = "tiny"
-dense_baseline = false
-[grid]
-datasets = ["synthetic"]
-backbones = ["early"]
-attentions = ["dense"]
-methods = ["sentrygate"]
-sparsities = [0.5]
-conditions = ["all"]
-targets = ["cpu"]
-runtimes = ["torch"]
-power_modes = ["max"]
-[train]
-epochs = 1
-size = "tiny"
-scorer_final_steps = 2
-[eval]
-max_train = 128
-max_test = 64
-calib_samples = 16
-[measure]
-warmup_s = 0.0
-warmup_n = 1
-min_duration_s = 0.05
-min_count = 5
-[replay]
-methods = ["sentrygate", "magnitude"]
-duration_s = DURATION
-rate_hz = 10.0
-deadline_ms = DEADLINE
-policy = { max = 0.3, single = 0.5 }
-[[replay.events]]
-t_s = 0.0
-present = ["a", "b", "c"]
-power_mode = "max"
-[[replay.events]]
-t_s = SPLIT
-present = ["a"]
-power_mode = "single"
-"""
-
 
 def _tiny(tmp: Path, duration_s: float = 4.0, deadline_ms: float = 0.3) -> Path:
-    text = TINY.replace("DURATION", str(duration_s)).replace("SPLIT", str(duration_s / 2))
+    text = tiny_profile(
+        "tiny",
+        dense_baseline=False,
+        grid={"attentions": ["dense"], "methods": ["sentrygate"], "seeds": None},
+        measure={"warmup_n": 1},
+        replay={
+            "methods": ["sentrygate", "magnitude"],
+            "duration_s": duration_s,
+            "rate_hz": 10.0,
+            "deadline_ms": deadline_ms,
+            "policy": {"max": 0.3, "single": 0.5},
+            "events": [
+                {"t_s": 0.0, "present": ["a", "b", "c"], "power_mode": "max"},
+                {"t_s": duration_s / 2, "present": ["a"], "power_mode": "single"},
+            ],
+        },
+    )
     path = tmp / "tiny.toml"
-    path.write_text(text.replace("DEADLINE", str(deadline_ms)))
+    path.write_text(text)
     return path
 
 
