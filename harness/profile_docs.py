@@ -125,7 +125,8 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
     ("measure", "batch_size"): ("samples per query (1 = SingleStream)", "samples", "≥ 1", None),
     ("measure", "percentiles"): ("latency percentiles stored", "%", "numbers in (0, 100)", None),
     ("measure", "cv_warn"): (
-        "coefficient of variation above which a cell is marked unstable",
+        "coefficient of variation above which one timed window warns (informational: "
+        "cells are judged by trial spread and CPU share)",
         "fraction",
         "≥ 0",
         None,

@@ -30,8 +30,8 @@ from harness.dropout import DropoutCondition
 from harness.measure import latency_stats
 from harness.policy import Budget
 from harness.power import ModeSwitcher, Segment, timeline_segments
+from harness.replay_checks import replay_verdict
 from harness.store import SegmentRow
-from harness.trials import starved_share
 
 
 class _Policy:
@@ -130,6 +130,7 @@ def run_replay_cell(
     switches = []
     # per segment: (CPU s ÷ (wall s × compute threads), wall s), CPU targets only
     shares: list[tuple[float, float]] = []
+    seg_latencies: list[tuple[int, list[float]]] = []  # (seq, stream-order ms) per segment
     energy_models: list[str] = []  # a power model per distinct thread count (estimates)
     planner = _planner(cell, art, target, policy, workdir) if r.budgets else None
     budget_rows: list[dict] = []
@@ -167,6 +168,7 @@ def run_replay_cell(
                 runner.close()
             if threads and wall_s > 0:
                 shares.append((cpu_s / (wall_s * threads), wall_s))
+            seg_latencies.append((seg.seq, lat))
             labels = test.y[idx]
             correct = int((np.asarray(preds) == labels).sum()) if len(preds) else 0
             correct_total += correct
@@ -219,26 +221,25 @@ def run_replay_cell(
                 "latency_ms_p95": stats.p(95),
                 "latency_ms_p99": stats.p(99),
                 "latency_ms_mean": stats.mean_ms,
-                "latency_cv": stats.cv,
+                "latency_cv": stats.cv,  # pooled over the segments' models: not a verdict
                 "latency_n": n,
-                "stable": int(stats.stable),
             }
         )
     if energy_known and n:
         cols["energy_mj_per_inference"] = energy_total / n
     cols["energy_source"] = rows[0].energy_source if rows else None
     cols["energy_model"] = "; ".join(energy_models) or None  # None: measured, not estimated
-    share, starved_why = _cpu_share(shares, art.profile.measure.min_duration_s)
-    if starved_why and n:
-        cols["stable"] = 0
-        cols["unstable_reason"] = starved_why
+    checks, why = replay_verdict(seg_latencies, shares, art.profile.measure)
+    if n:
+        cols["stable"] = int(why is None)
+        cols["unstable_reason"] = why
     cols["extra_json"] = json.dumps(
         {
             "deadline_ms": r.deadline_ms,
             "deadline_misses": sum(s.deadline_misses for s in rows),
             "switch_ms": switches,
         }
-        | share
+        | checks
         | ({"budgets": budget_rows} if budget_rows else {})
     )
     return cols, tuple(all_lat), rows
@@ -258,33 +259,6 @@ def _samples(test: Any, order: list[str], present: tuple[str, ...], n: int = 16)
     """Batch-1 test samples of the present sensors, for measuring a latency model."""
     names = [m for m in order if m in present]
     return [{m: np.ascontiguousarray(test.x[m][i : i + 1]) for m in names} for i in range(n)]
-
-
-def _cpu_share(
-    segments: list[tuple[float, float]], min_s: float
-) -> tuple[dict[str, Any], str | None]:
-    """The replay's CPU share check, a trial's rule (``harness.trials.starved_share``)
-    over its segments: ``(extra_json entries, the unstable reason or None)``. Under
-    ``MIN_CPU_SHARE`` the stream's latencies and deadline misses were another process's
-    doing too. Only segments that streamed for at least ``min_s`` (a trial's minimum
-    window, ``[measure] min_duration_s``) are judged: a fresh runner's thread pool wakes
-    up over the first milliseconds, so a 20 ms stream reads low on an idle machine (the
-    quickstart's did)."""
-    if not segments:
-        return {}, None
-    out: dict[str, Any] = {"cpu_share_segments": [round(x, 3) for x, _ in segments]}
-    judged = [x for x, wall_s in segments if wall_s >= min_s]
-    if not judged:
-        return out | {"cpu_starved": None}, None  # too short to tell
-    got, why = starved_share(
-        judged,
-        f"median of {len(judged)} segments",
-        "the latencies and deadline misses are not the model's alone",
-    )
-    out |= {"cpu_share_per_thread": round(got, 3), "cpu_starved": why is not None}
-    if why:
-        out["warnings"] = [f"unstable: {why}"]
-    return out, why
 
 
 def _stream(

@@ -199,3 +199,79 @@ def test_replay_reads_the_cpu_share_and_flags_a_starved_stream(setup):
     assert cols["unstable_reason"].startswith("CPU share")
     assert extra["cpu_share_per_thread"] < 0.8
     assert any(w.startswith("unstable: CPU share") for w in extra["warnings"])
+
+
+class _Spinning:
+    """A runner that computes for a set wall time per query (a busy loop: it keeps its
+    core, so only the spread can tell), ``ms(i)`` for its i-th query. The model runs
+    once; its answer is reused, so the spin is the whole latency even on a loaded box."""
+
+    def __init__(self, inner, ms) -> None:
+        self.inner, self.ms, self.i, self.out = inner, ms, 0, None
+
+    def __call__(self, x):
+        import time
+
+        out = self.out = self.inner(x) if self.out is None else self.out
+        end = time.perf_counter() + self.ms(self.i) / 1e3
+        self.i += 1
+        while time.perf_counter() < end:
+            pass
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class SpinningCpu(WatchedCpu):
+    """Segment k's runner spins ``per_segment[k](i)`` ms on its i-th query."""
+
+    def __init__(self, per_segment) -> None:
+        super().__init__(RecordingModes())
+        self.per_segment = per_segment
+
+    def export(self, model, example_inputs, runtime, workdir):
+        inner = super().export(model, example_inputs, runtime, workdir)
+        return _Spinning(inner, self.per_segment[self.exports - 1])
+
+
+def test_chunk_spread_judges_each_segment_on_its_own():
+    from harness.replay_checks import REPLAY_CHUNKS, chunk_spread
+
+    steady = [1.0] * 50
+    drifting = [1.0 + i / 10 for i in range(50)]  # 1 → 5.9 ms: chunk medians 1.45 … 5.45
+    out, why = chunk_spread([(0, steady), (1, [9.0] * 50)], 0.05, 10)
+    assert why is None and out == {"latency_spread_segments": [0.0, 0.0], "latency_spread": 0.0}
+    out, why = chunk_spread([(0, steady), (1, drifting), (2, [1.0] * 9)], 0.05, 2)
+    assert out["latency_spread_segments"][2] is None  # 9 < 5 chunks × 2 queries
+    assert out["latency_spread"] == out["latency_spread_segments"][1] > 0.2
+    assert why.startswith(f"latency spread {out['latency_spread']:.3f} > 0.05 in segment 1")
+    assert f"{REPLAY_CHUNKS} consecutive chunk medians" in why
+    out, why = chunk_spread([(0, drifting)], 0.05, 11)  # 50 < 55: too short to judge
+    assert why is None and out["latency_spread"] is None
+
+
+def test_replay_is_judged_per_segment_not_by_the_pooled_cv(setup):
+    import json
+
+    art, cell, tmp = setup
+    # judge the spread (2 queries a chunk, 50 a segment), not the share (60 s window)
+    measure = {"warmup_s": None, "warmup_n": None, "min_count": 2, "min_duration_s": 60.0}
+    (tmp / "spread.toml").write_text(
+        _profile(10.0, 5.0, measure={**measure, "max_trial_spread": 0.15})
+    )
+    art = Artifacts(load_profile(tmp / "spread.toml"), tmp)
+    # two steady segments, 0.5 ms then 2.5 ms a query: the pooled CV is far above 0.1
+    target = SpinningCpu([lambda i: 0.5, lambda i: 2.5])
+    cols, _, _ = run_replay_cell(cell, art, target, tmp / "w6")
+    extra = json.loads(cols["extra_json"])
+    assert cols["latency_cv"] > 0.3 and cols["stable"] == 1, extra
+    assert cols["unstable_reason"] is None and len(extra["latency_spread_segments"]) == 2
+    # the second segment slows down as it streams (a device heating up)
+    target = SpinningCpu([lambda i: 0.5, lambda i: 0.5 + 0.1 * i])  # 0.5 → 5.4 ms
+    cols, _, _ = run_replay_cell(cell, art, target, tmp / "w7")
+    extra = json.loads(cols["extra_json"])
+    assert cols["stable"] == 0 and cols["unstable_reason"].startswith("latency spread"), extra
+    assert "in segment 1" in cols["unstable_reason"]
+    assert extra["latency_spread_segments"][0] < 0.15 < extra["latency_spread_segments"][1]
+    assert any(w.startswith("unstable: latency spread") for w in extra["warnings"])
