@@ -101,7 +101,7 @@ def measure_point(
             lat.append((clock() - t0) * 1e3)
     reading = getattr(win, "reading", None)
     p50, p99 = np.percentile(lat, [50, 99])
-    energy = None if reading is None else reading.total_mj / calls
+    energy = None if reading is None else reading.charged_mj(p50 / 1e3, calls) / calls
     return LatencyPoint(
         float(sparsity), float(p50), float(p99), energy, None if reading is None else reading.source
     )

@@ -223,20 +223,14 @@ def _energy_fields(
 ) -> dict:
     """Energy of the window and per inference.
 
-    Measured (a sensor): window energy / queries (MLPerf Power). A *modelled* estimate
-    (``reading.model`` set, e.g. ``cpu-active-cores-v1``): the model's power over the
-    window × the window's median query time. On a shared machine the window also holds
-    stalls while other tenants had the cores; a sensor would see the energy those
-    tenants drew, a model would charge it to us, and the mean then swings with the
-    neighbours' load. The median query is the model's own typical cost, so the estimate
-    is exactly as stable as the p50 latency it comes from.
+    Per inference: ``EnergyReading.charged_mj`` over the ``n`` queries at the window's
+    median query time, then ÷ ``n`` (measured: window energy / queries, MLPerf Power; a
+    *modelled* estimate: its power × the median query, why there).
     """
     reading = getattr(win, "reading", None)
     if reading is None:
         return {}
-    per_inference = reading.total_mj / n
-    if getattr(reading, "model", None) is not None and reading.elapsed_s > 0:
-        per_inference = reading.total_mj / reading.elapsed_s * (median_ms / 1e3)
+    per_inference = reading.charged_mj(median_ms / 1e3, n) / n
     interval_ms = reading.update_interval_ms
     if interval_ms and elapsed_s * 1e3 < 2 * interval_ms:
         warnings.append(

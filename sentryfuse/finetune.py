@@ -100,16 +100,6 @@ def _train_steps(
     return float(loss.detach()), step_s
 
 
-def charged_energy_mj(reading: Any, median_step_s: float, steps: int) -> float:
-    """What fine-tuning is charged: a measured window whole, a modelled one at its
-    power × steps × the median step (module docstring)."""
-    total = float(reading.total_mj)
-    if getattr(reading, "model", None) is None or not steps or reading.elapsed_s <= 0:
-        return total
-    power_mw = total / reading.elapsed_s  # mJ/s
-    return power_mw * median_step_s * steps
-
-
 def finetune(
     model: nn.Module,
     split: Split,
@@ -142,7 +132,7 @@ def finetune(
         loss, step_s = _train_steps(*args)
     wall_s = clock() - start
     median_s = float(np.median(step_s)) if step_s else float("nan")
-    energy = None if reading is None else charged_energy_mj(reading, median_s, len(step_s))
+    energy = None if reading is None else reading.charged_mj(median_s, len(step_s))
     source = None if reading is None else str(reading.source)
     return FinetuneResult(work, wall_s, energy, source, steps, loss, median_s * 1e3)
 

@@ -54,6 +54,19 @@ class EnergyReading:
     warnings: tuple[str, ...] = ()  # e.g. window shorter than the sensor's update period
     model: str | None = None  # an estimate's power model, e.g. "cpu-active-cores-v1: ..."
 
+    def charged_mj(self, median_s: float, units: int) -> float:
+        """The energy charged to ``units`` queries (or optimizer steps) whose typical
+        duration is ``median_s``. Measured (a sensor): the window whole, which holds what
+        ran (MLPerf Power). Modelled (``model`` set): the model's power × ``median_s`` ×
+        ``units``. On a shared machine the window also holds stalls while other tenants
+        had the cores; a sensor would see the energy those tenants drew, a model would
+        charge it to us, and the total then swings with the neighbours' load. The median
+        unit is our own typical cost, so the estimate is as stable as the p50 it comes
+        from. The one rule for a cell's window, a replay budget's points and fine-tuning."""
+        if self.model is None or units <= 0 or self.elapsed_s <= 0:
+            return self.total_mj
+        return self.total_mj / self.elapsed_s * median_s * units
+
 
 @dataclass(frozen=True)
 class MemoryReading:

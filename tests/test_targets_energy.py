@@ -134,3 +134,16 @@ def test_modelled_estimate_charges_the_median_query_not_the_stalls():
     assert m.energy_total_mj == pytest.approx(0.059 * 8.0 * 1000)  # 59 ms at 8 W
     assert m.energy_mj_per_inference == pytest.approx(8.0)
     assert m.energy_source == "estimated" and m.energy_model.startswith("cpu-active-cores-v1")
+
+
+def test_a_modelled_reading_is_charged_at_the_median_unit_a_measured_one_whole():
+    from targets.base import EnergyReading
+
+    # 10 J over a 2 s window that held 100 queries, typically 5 ms each (the rest: stalls)
+    measured = EnergyReading(10_000.0, {"pkg": 10_000.0}, "measured", "rapl", 2, 2.0)
+    modelled = EnergyReading(
+        10_000.0, {"cpu": 10_000.0}, "estimated", "cpu-model", 2, 2.0, model="cpu-v1"
+    )
+    assert measured.charged_mj(0.005, 100) == 10_000.0  # the sensor saw what ran
+    assert modelled.charged_mj(0.005, 100) == pytest.approx(2_500.0)  # 5 W × 0.5 s
+    assert modelled.charged_mj(0.005, 0) == 10_000.0  # nothing to charge per unit
