@@ -99,6 +99,9 @@ class BudgetPlanner:
             "present": list(present),
             "sparsities": list(self.sparsities),
             "calls": self.calls,
+            # points cached before a modelled estimate was charged at the p50
+            # (EnergyReading.charged_mj) held the whole window: not reused
+            "energy_rule": "median-v1",
         }
         fingerprint = self.target.fingerprint()
         key = model_key(definition, fingerprint)
