@@ -172,7 +172,12 @@ def run_replay_cell(
             labels = test.y[idx]
             correct = int((np.asarray(preds) == labels).sum()) if len(preds) else 0
             correct_total += correct
-            seg_energy = None if reading is None else reading.total_mj
+            # the stream's own energy: a modelled reading at its median query, as a cell's
+            stream_mj = None
+            if reading is not None:
+                median_s = float(np.median(lat)) / 1e3 if lat else 0.0
+                stream_mj = reading.charged_mj(median_s, len(lat))
+            seg_energy = stream_mj
             model_desc = getattr(reading, "model", None)
             if model_desc is not None and model_desc not in energy_models:
                 energy_models.append(model_desc)
@@ -184,7 +189,7 @@ def run_replay_cell(
                 energy_total += seg_energy
             all_lat.extend(lat)
             if plan is not None:
-                per = None if reading is None or not lat else reading.total_mj / len(lat)
+                per = None if stream_mj is None or not lat else stream_mj / len(lat)
                 budget_rows.append(plan.report(lat, per) | {"deployed_sparsity": sparsity})
             pct = np.percentile(lat, [50, 99]) if lat else [None, None]
             rows.append(

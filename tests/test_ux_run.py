@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import stat
+import statistics
 import subprocess
 import sys
 import time
@@ -161,6 +162,9 @@ def test_replay_results_per_segment(finished):
                 acc is not None and 0.0 <= acc <= 1.0 and round(acc * n) == pytest.approx(acc * n)
             )
             assert energy_mj > 0 and source == "estimated"
+            # charged at the median query (8 W a thread × the threads), not the window
+            threads = energy_mj / (n * statistics.median(window) / 1e3 * 8000.0)
+            assert threads == pytest.approx(round(threads)) and round(threads) >= 1
         total_correct = sum(round(s[2] * s[1]) for s in segs)
         assert accuracy == pytest.approx(total_correct / 40)
         assert energy_per_inf == pytest.approx(sum(s[4] for s in segs) / 40)
