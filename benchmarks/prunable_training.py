@@ -127,6 +127,10 @@ RECIPES = {
     # Seventh build: the passes' gradient projected off the full pass's where they conflict
     "f4pc": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_grad": "project"},
     "f4pct": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_grad": "project_tensor"},
+    # Eighth build: the passes' gradient as a second update with its own Adam moments and
+    # clip (the full model's own step as in the old recipe), at 1x / 0.5x the schedule's rate
+    "f4sep": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_grad": "separate"},
+    "f4sep05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.5, "subnet_grad": "separate"},
 }
 
 

@@ -27,7 +27,9 @@ distilled from the full model) and once-for-all's sandwich rule, some training s
 Gradients of all sub-network passes accumulate onto the full pass's, then the one
 optimizer step of the training loop runs (the sandwich rule's single update). With
 ``subnet_grad="project"`` the passes' summed gradient first loses its component along
-the full pass's gradient wherever the two point against each other (PCGrad).
+the full pass's gradient wherever the two point against each other (PCGrad); with
+``subnet_grad="separate"`` it is kept apart and applied as a second update with its own
+optimizer state (``SeparateUpdate``).
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ class SubnetTrainer:
             self.costs = {n: (c.head_flops, c.channel_flops) for n, c in unit_costs(model).items()}
         self.passes = 0
         self.conflicts = 0  # steps whose pass gradient opposed the full one ("project")
+        self.pass_grads: dict[int, Tensor | None] | None = None  # "separate": id(p) -> grad
         # Which patterns get passes (None: all). With a pattern lag and frozen-only passes
         # the training loop sets it to "this pattern's ranking is frozen", so every pass
         # trains a sub-network SentryGate deploys.
@@ -184,6 +187,8 @@ class SubnetTrainer:
         ``weight``: the passes' loss weight now (None: ``cfg.subnet_weight``)."""
         c = self.cfg
         w_pass = c.subnet_weight if weight is None else weight
+        if c.subnet_grad == "separate":
+            w_pass = 1.0  # the weight scales the second update's learning rate instead
         groups = group_by_pattern(present)
         if self.ready is not None:
             groups = [g for g in groups if self.ready(g[0])]
@@ -225,7 +230,11 @@ class SubnetTrainer:
                     loss.backward()
                 total += float(loss.detach())
                 self.passes += 1
-        if full is not None and c.subnet_grad == "project":
+        if full is not None and c.subnet_grad == "separate":
+            self.pass_grads = {id(p): p.grad for p in params}  # SeparateUpdate.step applies
+            for p, f in zip(params, full, strict=True):
+                p.grad = f
+        elif full is not None and c.subnet_grad == "project":
             self.conflicts += project_conflict(params, full)
         elif full is not None:  # "project_tensor": each parameter tensor on its own
             pairs = zip(params, full, strict=True)
@@ -249,3 +258,38 @@ def project_conflict(params: list[nn.Parameter], full: list[Tensor | None]) -> b
         elif f is not None:
             p.grad = g.add_(f, alpha=1.0 - coef)
     return conflict
+
+
+class SeparateUpdate:
+    """The passes' gradient as a second update with its own AdamW moments and clip.
+
+    Summed into the full pass's gradient, the passes' gradient inflates Adam's second
+    moment and shares the gradient clip, so the full model's own gradient moves the
+    weights less than it does without passes. Here the main optimizer sees the full
+    pass's gradient alone (its step is the old recipe's), and this one applies the
+    passes' at ``lr`` (the schedule's rate times the pass weight; Adam is scale-invariant,
+    so a loss weight would not change it). No weight decay: the main step applies it.
+    """
+
+    def __init__(self, params: list[nn.Parameter], grad_clip: float) -> None:
+        self.params, self.grad_clip = params, grad_clip
+        self.opt = torch.optim.AdamW(params, lr=0.0, weight_decay=0.0)
+        self.steps = 0
+
+    def step(self, pass_grads: Mapping[int, Tensor | None], lr: float) -> None:
+        """Apply ``pass_grads`` (``id(parameter)`` -> gradient) at ``lr``."""
+        saved = [p.grad for p in self.params]
+        try:
+            for p in self.params:
+                p.grad = pass_grads.get(id(p))
+            if self.grad_clip:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.params if p.grad is not None], self.grad_clip
+                )
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            self.opt.step()
+            self.steps += 1
+        finally:
+            for p, g in zip(self.params, saved, strict=True):
+                p.grad = g

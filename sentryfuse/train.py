@@ -153,6 +153,11 @@ def train(
         if lagged and cfg.subnet_pattern_passes == "frozen":
             # the all-present pattern trains as without a lag; the rest once they froze
             subnet.ready = lambda pattern: bool(pattern.all()) or frozen
+    separate = None
+    if subnet is not None and cfg.subnet_grad == "separate":
+        from sentryfuse.subnet_train import SeparateUpdate
+
+        separate = SeparateUpdate(params, cfg.grad_clip)
 
     t0 = time.perf_counter()
     bar = tqdm(
@@ -195,11 +200,15 @@ def train(
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if subnet is not None and subnet.due(step, ep):
+            passed = subnet is not None and subnet.due(step, ep)
+            if passed:
                 subnet.step(inputs, labels, present, logits.detach(), cfg.subnet_weight_at(ep))
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
+            if passed and separate is not None:  # the passes' own update, after the full one
+                lr_now = opt.param_groups[0]["lr"] * cfg.subnet_weight_at(ep)
+                separate.step(subnet.pass_grads, lr_now)
             sched.step()
             li = loss.item()
             loss_ema = li if loss_ema is None else 0.95 * loss_ema + 0.05 * li

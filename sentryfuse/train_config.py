@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sentryfuse.curriculum import DropoutCurriculum
 from sentryfuse.errors import ModelError
 
-SUBNET_GRADS: tuple[str, ...] = ("sum", "project", "project_tensor")
+SUBNET_GRADS: tuple[str, ...] = ("sum", "project", "project_tensor", "separate")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,12 @@ class TrainConfig:
     # model's own step; the part that teaches the sub-networks without hurting it stays.
     # "project_tensor": the same test and projection per parameter tensor (finer: a
     # layer whose pass gradient opposes the full one is projected even when the whole
-    # vector agrees).
+    # vector agrees). "separate": the passes' gradient is not added at all but applied
+    # as a second update with its own AdamW moments and its own clip (learning rate: the
+    # schedule's times the pass weight; no weight decay, which the main update already
+    # applies). Summed, the passes' gradient inflates Adam's second moment and shares the
+    # clip, so the full model's own gradient moves the weights less than in the old
+    # recipe (a learning-speed cost); kept apart, the full model's step is the old one's.
     subnet_grad: str = "sum"
 
     def __post_init__(self) -> None:
