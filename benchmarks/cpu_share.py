@@ -129,8 +129,8 @@ def measure(args: argparse.Namespace, label: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = tempfile.TemporaryDirectory(prefix="sentryfuse-cpushare-replay-")
-    if args.replay:
+    tmp = tempfile.TemporaryDirectory(prefix="sentryfuse-cpushare-replay-") if args.replay else None
+    if tmp is not None:
         setup = replay_setup(Path(tmp.name))
         run = lambda label: measure_replay(args, label, setup)  # noqa: E731
     else:
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         for proc in load:
             proc.kill()
             proc.wait()
-        tmp.cleanup()
+        if tmp is not None:
+            tmp.cleanup()
     print(
         "| setting | runtime | threads | p50 ms per window | CPU share per window | flagged (< 0.8 per thread) |"
     )

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS cells (
   latency_ms_mean   REAL,                  -- every sample of every trial
   latency_cv        REAL,                  -- every sample pooled (informational)
   latency_n         INTEGER,               -- samples over all trials
-  stable            INTEGER,               -- static: 1 iff latency_trial_spread <= max_trial_spread (replay: CV <= cv_warn)
+  stable            INTEGER,               -- 1 iff unstable_reason is NULL (static: trial spread and CPU share; replay: every segment's chunk spread and CPU share)
   energy_mj_per_inference REAL,            -- static: median over trials
   energy_source     TEXT,                  -- 'measured' | 'estimated' | NULL
   energy_sensor     TEXT,                  -- 'rapl','nvml-total-energy','ina3221-sysfs','cpu-time-estimate',...

@@ -351,3 +351,51 @@ def test_projected_passes_keep_the_full_gradients_first_order_descent(tmp_path) 
     metrics = json.loads((tmp_path / "proj" / "metrics.json").read_text())
     assert 0 <= metrics["subnet_conflicts"] <= metrics["subnet_passes"]
     assert "subnet_conflicts" not in json.loads((tmp_path / "sum" / "metrics.json").read_text())
+
+
+def test_separate_update_leaves_the_full_gradient_to_the_main_step(tmp_path) -> None:
+    from sentryfuse.subnet_train import SeparateUpdate
+
+    ds, model, scorer = _model_and_scorer()
+    x = {m: torch.from_numpy(ds.train.x[m][:16]) for m in ds.modality_names}
+    y = torch.from_numpy(ds.train.y[:16])
+    present = torch.ones(16, len(ds.modality_names), dtype=torch.bool)
+    params = [p for p in model.parameters() if p.requires_grad]
+    summed = {}
+    for mode in ("sum", "separate"):
+        model.zero_grad(set_to_none=True)
+        logits = model(x, present)
+        F.cross_entropy(logits, y).backward()
+        full = [None if p.grad is None else p.grad.clone() for p in params]
+        trainer = SubnetTrainer(model, scorer, TrainConfig(subnet_grad=mode, distill=False))
+        trainer.step(x, y, present, logits.detach(), weight=0.5)
+        if mode == "sum":
+            summed = {id(p): p.grad.clone() for p in params if p.grad is not None}
+    # the main optimizer sees exactly the full pass's gradient ...
+    for p, f in zip(params, full, strict=True):
+        assert (p.grad is None) == (f is None) and (f is None or torch.equal(p.grad, f))
+    # ... and the passes' gradient is kept apart, at weight 1 (the weight goes to the rate)
+    moved = 0
+    for p, f in zip(params, full, strict=True):
+        g = trainer.pass_grads[id(p)]
+        if f is not None and g is not None:
+            torch.testing.assert_close(f + 0.5 * g, summed[id(p)], rtol=1e-4, atol=1e-6)
+            moved += 1
+    assert moved > 0
+    weights = [p for p in params if p.ndim >= 2][:3]
+    update = SeparateUpdate(weights, grad_clip=1e-3)
+    before = [p.detach().clone() for p in weights]
+    grads_before = [p.grad for p in weights]
+    update.step(trainer.pass_grads, lr=1e-2)
+    for p, b, g0 in zip(weights, before, grads_before, strict=True):
+        g = trainer.pass_grads[id(p)]
+        step = (b - p.detach()).abs()
+        assert p.grad is g0  # the full gradient is back for anything that runs later
+        # Adam's first step is lr·g/(|g|+eps): about lr where the gradient is not tiny,
+        # whatever the clip did to its size, and no weight decay shrinks what it missed
+        big = g.abs() > 1e-6
+        assert torch.allclose(step[big], torch.full_like(step[big], 1e-2), rtol=0.05)
+        assert torch.all(step[~big] <= 1e-2)
+    sep = _tiny_run(tmp_path, "sep", subnet_start_epoch=0.0, subnet_grad="separate")
+    assert sep != _tiny_run(tmp_path, "sum", subnet_start_epoch=0.0)
+    assert _tiny_run(tmp_path, "sep2", subnet_start_epoch=0.0, subnet_grad="separate") == sep
