@@ -131,6 +131,9 @@ RECIPES = {
     # clip (the full model's own step as in the old recipe), at 1x / 0.5x the schedule's rate
     "f4sep": {"subnet_freeze_epochs": 4.0, "subnet_weight": 1.0, "subnet_grad": "separate"},
     "f4sep05": {"subnet_freeze_epochs": 4.0, "subnet_weight": 0.5, "subnet_grad": "separate"},
+    # the same with the ranking frozen where the passes start at any length (at 5 epochs,
+    # f4sep05 bit for bit; at 10, f4sep05 would freeze at epoch 6)
+    "sep05": {"subnet_freeze_epochs": None, "subnet_weight": 0.5, "subnet_grad": "separate"},
 }
 
 
