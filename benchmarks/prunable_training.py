@@ -63,7 +63,9 @@ RECIPES = {
     "old": {"subnet": False},
     # the first default: the ranking keeps learning, passes at full weight
     "new": {"subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
-    "default": {},  # TrainConfig's defaults, whatever they are in this build
+    # the default of the third to seventh builds (tables before the eighth session call it
+    # "default"; pinned, so their JSONs keep their meaning); today's default is sep05
+    "default": {"subnet_freeze_epochs": None, "subnet_weight": 1.0, "subnet_grad": "sum"},
     "random": {"subnet_ranking": "random", "subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
     "nodistill": {"distill": False, "subnet_freeze_epochs": 0.0, "subnet_weight": 1.0},
     "freeze1": {"subnet_freeze_epochs": 1.0, "subnet_weight": 1.0},

@@ -121,6 +121,7 @@ class Artifacts:
                     ("scorer_final_steps", t.scorer_final_steps),
                     ("subnet_freeze_epochs", t.subnet_freeze_epochs),
                     ("subnet_weight", t.subnet_weight),
+                    ("subnet_grad", t.subnet_grad),
                 )
                 if v is not None  # None: sentryfuse's default
             }

@@ -32,6 +32,7 @@ from harness.profile_schema import (
 )
 from harness.reader import Section, check_name, fail
 from sentryfuse.errors import ProfileError, SentryFuseError
+from sentryfuse.train_config import SUBNET_GRADS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -237,6 +238,7 @@ def _train(s: Section) -> TrainSettings:
         distill=s.bool("distill", d.distill),
         subnet_freeze_epochs=s.float("subnet_freeze_epochs", None, minimum=0.0),
         subnet_weight=s.float("subnet_weight", None, minimum=0.0),
+        subnet_grad=s.choice("subnet_grad", SUBNET_GRADS, None),
     )
     if t.subnet_weight == 0.0:
         fail(

@@ -182,11 +182,21 @@ DOCS: dict[tuple[str, str], tuple[str, str, _Allowed, str | None]] = {
         "sentryfuse's default: from where the sub-network passes start (epoch 1)",
     ),  # fmt: skip
     ("train", "subnet_weight"): (
-        "weight of the sub-network losses against the full model's: lower keeps more of "
-        "the full model's accuracy and gains less when pruned",
+        "weight of the sub-network passes against the full model's (their update's "
+        "learning rate as a fraction of the schedule's with subnet_grad = separate): "
+        "lower keeps more of the full model's accuracy and gains less when pruned",
         "",
         "> 0",
-        "1.0",
+        "0.5",
+    ),  # fmt: skip
+    ("train", "subnet_grad"): (
+        "how the sub-network passes' gradient reaches the weights: separate (its own "
+        "Adam update after the full model's, so the full model learns at its own pace), "
+        "sum (added to the full model's: the recipe before the eighth build), project, "
+        "project_tensor (PCGrad)",
+        "",
+        "separate, sum, project, project_tensor",
+        "separate",
     ),  # fmt: skip
     ("eval", "max_train"): ("train on a balanced slice of N samples", "samples", "≥ 1", "all"),
     ("eval", "max_test"): ("evaluate on a balanced slice of N samples", "samples", "≥ 1", "all"),

@@ -69,9 +69,13 @@ class TrainSettings:
     # Epochs at the end trained with SentryGate's ranking frozen (None: sentryfuse's
     # default, frozen where the sub-network passes start; 0: never frozen).
     subnet_freeze_epochs: float | None = None
-    # Weight of the summed sub-network losses against the full pass's (None: 1.0); lower
-    # trades some of the pruned accuracy for the full model's (BENCHMARKS.md, issue 10).
+    # Weight of the sub-network passes against the full pass (None: sentryfuse's 0.5);
+    # lower trades some of the pruned accuracy for the full model's (BENCHMARKS.md, issue 10).
     subnet_weight: float | None = None
+    # How the passes' gradient reaches the weights (None: sentryfuse's default,
+    # "separate": its own Adam update; "sum": added to the full pass's, the recipe
+    # before the eighth build).
+    subnet_grad: str | None = None
 
 
 @dataclass(frozen=True)

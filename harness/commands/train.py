@@ -49,7 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--subnet-weight", type=float, default=None, metavar="W",
-        help="weight of the sub-network losses against the full model's (default: 1.0)",
+        help="weight of the sub-network passes against the full model's (default: 0.5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subnet-grad", choices=("separate", "sum", "project", "project_tensor"),
+        default=None,
+        help="the passes' gradient: its own Adam update (separate, default) or added to "
+        "the full model's (sum: the recipe before the eighth build)",
     )  # fmt: skip
 
 
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr, batch_size=args.batch_size, subnet_ranking=args.subnet_ranking,
             subnet=False if args.no_subnet else None, distill=False if args.no_distill else None,
             subnet_freeze_epochs=args.subnet_freeze_epochs, subnet_weight=args.subnet_weight,
+            subnet_grad=args.subnet_grad,
         ).items()
         if v is not None
     }  # fmt: skip
