@@ -74,9 +74,10 @@ def replay_detail(name: str, cells: list[dict]) -> list[str]:
     for c in (c for c in cells if c["kind"] == "replay"):
         spreads = c["extra"].get("latency_spread_segments") or []
         shown = ", ".join("—" if s is None else f"{s:.3f}" for s in spreads)
+        shares = ", ".join(f"{x:.2f}" for x in c["extra"].get("cpu_share_segments") or [])
         method = c["cell"].get("method", "?")
         verdict = "stable" if c["stable"] else f"unstable ({c['reason'] or 'no reason'})"
-        out.append(f"| {name} | {method} | {shown} | {verdict} |")
+        out.append(f"| {name} | {method} | {shown} | {shares or '—'} | {verdict} |")
     return out
 
 
@@ -116,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(summarise(name, cells)))
     print()
     print(
-        "| run | replay method | per-segment spread (relative MAD of 5 chunk medians) | verdict |"
+        "| run | replay method | per-segment spread (relative MAD of 5 chunk medians)"
+        " | CPU share per thread, per segment | verdict |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for name, cells in loaded.items():
         print("\n".join(replay_detail(name, cells)))
     return 0
