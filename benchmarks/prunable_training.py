@@ -7,8 +7,12 @@ present pattern, ``sentryfuse.prune.routed``). Recipes:
 - ``old``: the pre-prunability recipe (``subnet=False``);
 - ``new``: the first prunability-aware default (scorer-ranked sub-network passes,
   sandwich, distillation), the scorer learning to the end (``subnet_freeze_epochs=0``);
-- ``freeze4`` (at 5 epochs; ``default`` at any): today's default, the ranking frozen where
-  the passes start (epoch 1 of 5), so every pass trains a sub-network SentryGate deploys;
+- ``freeze4`` (at 5 epochs; ``default`` at any): the third to seventh builds' default,
+  the ranking frozen where the passes start (epoch 1 of 5), so every pass trains a
+  sub-network SentryGate deploys, the passes' gradient summed into the full pass's;
+- ``sep05`` (``f4sep05`` at 5 epochs): today's default, the same with the passes'
+  gradient as its own AdamW update at half the schedule's rate (``subnet_grad =
+  "separate"``); ``f4sep`` at the full rate; ``f4pc``, ``f4pct``: PCGrad projections;
 - ``f4w05``, ``f4w025``: freeze4 with the passes' losses weighted 0.5 / 0.25 (the
   ``subnet_weight`` trade-off: more of the full model's accuracy, less pruned gain);
 - ``f4s2``: freeze4 with two sampled budgets per step (more passes at mild sparsity;
