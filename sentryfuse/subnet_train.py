@@ -274,7 +274,6 @@ class SeparateUpdate:
     def __init__(self, params: list[nn.Parameter], grad_clip: float) -> None:
         self.params, self.grad_clip = params, grad_clip
         self.opt = torch.optim.AdamW(params, lr=0.0, weight_decay=0.0)
-        self.steps = 0
 
     def step(self, pass_grads: Mapping[int, Tensor | None], lr: float) -> None:
         """Apply ``pass_grads`` (``id(parameter)`` -> gradient) at ``lr``."""
@@ -289,7 +288,6 @@ class SeparateUpdate:
             for group in self.opt.param_groups:
                 group["lr"] = lr
             self.opt.step()
-            self.steps += 1
         finally:
             for p, g in zip(self.params, saved, strict=True):
                 p.grad = g

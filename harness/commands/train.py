@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from sentryfuse.train_config import SUBNET_GRADS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -52,8 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of the sub-network passes against the full model's (default: 0.5)",
     )  # fmt: skip
     parser.add_argument(
-        "--subnet-grad", choices=("separate", "sum", "project", "project_tensor"),
-        default=None,
+        "--subnet-grad", choices=SUBNET_GRADS, default=None,
         help="the passes' gradient: its own Adam update (separate, default) or added to "
         "the full model's (sum: the recipe before the eighth build)",
     )  # fmt: skip
