@@ -37,6 +37,13 @@ def _model_and_scorer(seed: int = 0):
     return ds, model, scorer
 
 
+def _all_present_batch(ds, n: int):
+    """The first ``n`` training samples with every modality present."""
+    x = {m: torch.from_numpy(ds.train.x[m][:n]) for m in ds.modality_names}
+    y = torch.from_numpy(ds.train.y[:n])
+    return x, y, torch.ones(n, len(ds.modality_names), dtype=torch.bool)
+
+
 def _gates(model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return {n: (h.detach().clone(), c.detach().clone()) for n, (h, c) in gate_params(model).items()}
 
@@ -321,9 +328,7 @@ def test_projected_passes_keep_the_full_gradients_first_order_descent(tmp_path) 
     from sentryfuse.errors import ModelError
 
     ds, model, scorer = _model_and_scorer()
-    x = {m: torch.from_numpy(ds.train.x[m][:16]) for m in ds.modality_names}
-    y = torch.from_numpy(ds.train.y[:16])
-    present = torch.ones(16, len(ds.modality_names), dtype=torch.bool)
+    x, y, present = _all_present_batch(ds, 16)
     params = [p for p in model.parameters() if p.requires_grad]
     grads, conflicts = {}, {}
     for mode in ("sum", "project", "project_tensor"):
@@ -359,9 +364,7 @@ def test_separate_update_leaves_the_full_gradient_to_the_main_step(tmp_path) -> 
     from sentryfuse.subnet_train import SeparateUpdate
 
     ds, model, scorer = _model_and_scorer()
-    x = {m: torch.from_numpy(ds.train.x[m][:16]) for m in ds.modality_names}
-    y = torch.from_numpy(ds.train.y[:16])
-    present = torch.ones(16, len(ds.modality_names), dtype=torch.bool)
+    x, y, present = _all_present_batch(ds, 16)
     params = [p for p in model.parameters() if p.requires_grad]
     summed = {}
     for mode in ("sum", "separate"):
