@@ -140,6 +140,15 @@ RECIPES = {
     # the same with the ranking frozen where the passes start at any length (at 5 epochs,
     # f4sep05 bit for bit; at 10, f4sep05 would freeze at epoch 6)
     "sep05": {"subnet_freeze_epochs": None, "subnet_weight": 0.5, "subnet_grad": "separate"},
+    # Ninth session: is the 5-epoch full-model cost left under sep05 the second update's
+    # size? Half its rate throughout, or its rate falling linearly from 0.5 to 0 at the end
+    "sep025": {"subnet_freeze_epochs": None, "subnet_weight": 0.25, "subnet_grad": "separate"},
+    "sep05e0": {
+        "subnet_freeze_epochs": None,
+        "subnet_weight": 0.5,
+        "subnet_weight_end": 0.0,
+        "subnet_grad": "separate",
+    },
 }
 
 
