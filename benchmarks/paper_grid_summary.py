@@ -82,6 +82,36 @@ def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
               f"({m.basis}) | {100 * m.points / base:+.1f}% | {paper[scope]} |")  # fmt: skip
 
 
+def full_model_cost(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
+    """The unpruned model of the prunability-trained checkpoints minus the ordinary ones',
+    per dataset and condition, paired by backbone and seed (t over seeds): what the
+    sub-network passes cost the full model at the grid's own training length."""
+    keys = ["dataset", "backbone", "attention", "condition"]
+    both = pd.concat(
+        [
+            df[df["method"] == "dense"].assign(method="prunable"),
+            ordinary[ordinary["method"] == "dense"].assign(method="ordinary"),
+        ]
+    ).assign(accuracy_pct=lambda d: d["accuracy"])
+    print("\nThe full model: prunability-trained checkpoint minus the ordinary one (unpruned, "
+          "paired by backbone and seed):\n")  # fmt: skip
+    print("| dataset | condition | prunable-trained | ordinary | difference (points, 95% "
+          "interval) | within 0.5 |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    n_within = n_rows = 0
+    for (dataset, condition), sub in both.groupby(["dataset", "condition"]):
+        m = paired_margin(sub, "ordinary", subject="prunable", keys=keys)
+        if m is None:
+            continue
+        means = sub.groupby("method")["accuracy"].mean()
+        n_rows += 1
+        n_within += m.points >= -0.5
+        print(f"| {dataset} | {condition} | {means['prunable']:.1f} | {means['ordinary']:.1f} "
+              f"| {m.points:+.2f} {m.interval_text()} ({m.basis}) "
+              f"| {'yes' if m.points >= -0.5 else 'no'} |")  # fmt: skip
+    print(f"\n{n_within} of {n_rows} dataset × condition means within 0.5 points.")
+
+
 def main(path: str, ordinary_path: str | None = None) -> None:
     df = load(path)
     pruned = df[df["sparsity"] > 0]
@@ -95,8 +125,9 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         sg_rows = sub[sub["method"] == "sentrygate"]  # accuracy does not depend on the runtime
         n = len(sg_rows.drop_duplicates([*ACCURACY_CELL, "seed"]))
         sg = sub[sub["method"] == "sentrygate"]["accuracy"].mean()
+        gap = "n/a" if ft_gap != ft_gap else f"{ft_gap:+.1f}"  # nan: no fine-tuned cells
         print(f"| {scope} | {n} | {sg:.1f} | {best} | {m} | {paper[scope]} "
-              f"| {best_ft} | {ft_gap:+.1f} |")  # fmt: skip
+              f"| {best_ft or 'n/a'} | {gap} |")  # fmt: skip
     order = ["dense", *ZERO_SHOT, "sentrygate"] + sorted(
         m for m in df["method"].unique() if m.endswith("+ft")
     )
@@ -127,7 +158,9 @@ def main(path: str, ordinary_path: str | None = None) -> None:
     print(f"\nSentryGate variants vs the unpruned model, same cell ({where}):\n")
     print(markdown_table(agg.round(3).reset_index()))
     if ordinary_path:
-        paper_protocol(df, load(ordinary_path))
+        ordinary = load(ordinary_path)
+        paper_protocol(df, ordinary)
+        full_model_cost(df, ordinary)
 
 
 if __name__ == "__main__":
