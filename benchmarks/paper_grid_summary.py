@@ -22,6 +22,7 @@ import sys
 import pandas as pd
 
 from reports.margins import BASELINES_ZERO_SHOT, margin_vs_strongest, paired_margin
+from reports.protocol import WITHIN_POINTS, full_model_table, paper_protocol_cells
 from reports.render import markdown_table
 
 ZERO_SHOT = BASELINES_ZERO_SHOT
@@ -33,7 +34,8 @@ def load(path: str) -> pd.DataFrame:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         df = pd.read_sql_query(
             "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
-            " n_eval, params, gflops, latency_ms_p50, target, runtime, power_mode FROM cells"
+            " n_eval, params, gflops, latency_ms_p50, target, runtime, power_mode, status,"
+            " kind, definition_json FROM cells"
             " WHERE status = 'ok' AND kind = 'static'",
             db,
         )
@@ -59,11 +61,14 @@ def margin(df: pd.DataFrame) -> tuple[str, str, str, float]:
     return m.baseline, f"{m.points:+.1f} {m.interval_text()} ({m.basis})", best_ft, ft_gap
 
 
-def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
+def _fraction(df: pd.DataFrame) -> pd.DataFrame:
+    """Back to the store's accuracy (a fraction), as ``reports.protocol`` reads it."""
+    return df.assign(accuracy=df["accuracy"] / 100)
+
+
+def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame, where: str) -> None:
     """SentryGate from ``df`` against the zero-shot baselines of ``ordinary``."""
-    mixed = pd.concat(
-        [df[df["method"] == "sentrygate"], ordinary[ordinary["method"] != "sentrygate"]]
-    )
+    mixed = paper_protocol_cells(_fraction(df), _fraction(ordinary), where)
     pruned = mixed[mixed["sparsity"] > 0]
     print("\nPaper protocol: SentryGate on its checkpoint vs the baselines on ordinary "
           "(`subnet = false`) checkpoints of the same grid:\n")  # fmt: skip
@@ -72,44 +77,24 @@ def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
     print("|---|---|---|---|---|---|")
     paper = {"overall": "+12.7", "all sensors": "", "dropout": "+18"}
     for scope, sub in [("overall", pruned), *pruned.groupby("scope")]:
-        m = margin_vs_strongest(sub.assign(accuracy_pct=sub["accuracy"]), baselines=ZERO_SHOT)
+        m = margin_vs_strongest(sub, baselines=ZERO_SHOT)
         if m is None:
             print(f"| {scope} | n/a | n/a | n/a | n/a | {paper[scope]} |")
             continue
-        sg = sub[sub["method"] == "sentrygate"]["accuracy"].mean()
-        base = sub[sub["method"] == m.baseline]["accuracy"].mean()
+        sg = sub[sub["method"] == "sentrygate"]["accuracy_pct"].mean()
+        base = sub[sub["method"] == m.baseline]["accuracy_pct"].mean()
         print(f"| {scope} | {sg:.1f} | {m.baseline} | {m.points:+.1f} {m.interval_text()} "
               f"({m.basis}) | {100 * m.points / base:+.1f}% | {paper[scope]} |")  # fmt: skip
 
 
 def full_model_cost(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
-    """The unpruned model of the prunability-trained checkpoints minus the ordinary ones',
-    per dataset and condition, paired by backbone and seed (t over seeds): what the
-    sub-network passes cost the full model at the grid's own training length."""
-    keys = ["dataset", "backbone", "attention", "condition"]
-    both = pd.concat(
-        [
-            df[df["method"] == "dense"].assign(method="prunable"),
-            ordinary[ordinary["method"] == "dense"].assign(method="ordinary"),
-        ]
-    ).assign(accuracy_pct=lambda d: d["accuracy"])
+    """The unpruned model, prunability-trained minus ordinary (``reports.protocol``)."""
+    table = full_model_table(_fraction(df), _fraction(ordinary))
     print("\nThe full model: prunability-trained checkpoint minus the ordinary one (unpruned, "
           "paired by backbone and seed):\n")  # fmt: skip
-    print("| dataset | condition | prunable-trained | ordinary | difference (points, 95% "
-          "interval) | within 0.5 |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    n_within = n_rows = 0
-    for (dataset, condition), sub in both.groupby(["dataset", "condition"]):
-        m = paired_margin(sub, "ordinary", subject="prunable", keys=keys)
-        if m is None:
-            continue
-        means = sub.groupby("method")["accuracy"].mean()
-        n_rows += 1
-        n_within += m.points >= -0.5
-        print(f"| {dataset} | {condition} | {means['prunable']:.1f} | {means['ordinary']:.1f} "
-              f"| {m.points:+.2f} {m.interval_text()} ({m.basis}) "
-              f"| {'yes' if m.points >= -0.5 else 'no'} |")  # fmt: skip
-    print(f"\n{n_within} of {n_rows} dataset × condition means within 0.5 points.")
+    print(markdown_table(table))
+    n = int(table[f"within_{WITHIN_POINTS:g}"].sum()) if not table.empty else 0
+    print(f"\n{n} of {len(table)} dataset × condition means within {WITHIN_POINTS:g} points.")
 
 
 def main(path: str, ordinary_path: str | None = None) -> None:
@@ -159,7 +144,7 @@ def main(path: str, ordinary_path: str | None = None) -> None:
     print(markdown_table(agg.round(3).reset_index()))
     if ordinary_path:
         ordinary = load(ordinary_path)
-        paper_protocol(df, ordinary)
+        paper_protocol(df, ordinary, ordinary_path)
         full_model_cost(df, ordinary)
 
 

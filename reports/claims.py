@@ -12,6 +12,7 @@ import pandas as pd
 
 from reports.finetune import energy_break_even
 from reports.margins import CELL_KEYS, margin_vs_strongest
+from reports.protocol import paper_protocol_cells
 from reports.store import StoreData
 from reports.tables import SENTRYGATE, energy_provenance, ok_static
 from reports.verdict import ratio_interval
@@ -20,8 +21,11 @@ NA = "n/a"
 # Which comparison an accuracy number is: the harness prunes one checkpoint per
 # dataset×backbone×attention×seed, so every method there prunes the same weights. The
 # paper protocol (SentryGate on its own prunability-trained checkpoint, baselines on an
-# ordinary one) is benchmarks/prunable_training.py's, reported in BENCHMARKS.md.
+# ordinary one) needs a second run of the grid: ``sentryfuse report --ordinary``
+# (reports/protocol.py).
 SAME_CHECKPOINT = "same checkpoint: every method prunes this run's checkpoint"
+PAPER_PROTOCOL = ("paper protocol: SentryGate prunes this run's prunability-trained "
+                  "checkpoints, the baselines prune the ordinary (subnet = false) ones of {}")  # fmt: skip
 NOT_PRUNING = "not a pruning comparison"
 DEPLOY = ["dataset", "backbone", "target", "runtime", "power_mode"]
 
@@ -38,7 +42,7 @@ def _relative_text(df: pd.DataFrame, margin) -> str:
     return f"; {100 * margin.points / base:+.1f}% relative (of {margin.baseline}'s {base:.1f}%)"
 
 
-def _accuracy_claims(df: pd.DataFrame) -> list[dict]:
+def _accuracy_claims(df: pd.DataFrame, protocol: str = SAME_CHECKPOINT) -> list[dict]:
     pruned = df[df["sparsity"] > 0]
     all_present = margin_vs_strongest(pruned[pruned["condition"] == "all"])
     rows = [
@@ -54,7 +58,7 @@ def _accuracy_claims(df: pd.DataFrame) -> list[dict]:
             "accuracy (reports/margins.py); 95% interval: t over seeds, binomial for 1 seed; "
             "relative = that margin as % of the baseline's mean accuracy (the paper's 12.7 "
             "may be either reading)",
-            "protocol": SAME_CHECKPOINT,
+            "protocol": protocol,
         }
     ]
     best = None
@@ -71,7 +75,7 @@ def _accuracy_claims(df: pd.DataFrame) -> list[dict]:
             else f"up to {best[0].text()}, {best[1]}"
             + _relative_text(pruned[pruned["condition"] == best[1]], best[0]),
             "definition": "largest per-condition margin over conditions other than 'all'",
-            "protocol": SAME_CHECKPOINT,
+            "protocol": protocol,
         }
     )
     return rows
@@ -199,11 +203,19 @@ def _energy_claim(cells: pd.DataFrame) -> dict:
     }
 
 
-def claims_table(cells: pd.DataFrame, store: StoreData | None = None) -> pd.DataFrame:
+def claims_table(
+    cells: pd.DataFrame, store: StoreData | None = None, ordinary: StoreData | None = None
+) -> pd.DataFrame:
     """One row per claim: claim, paper, measured (with its interval, or 'n/a'), definition,
     protocol (which checkpoints were compared).
-    ``store`` gives the trials behind latency intervals."""
+    ``store`` gives the trials behind latency intervals; ``ordinary``, a run of the same
+    grid with ordinary checkpoints, adds the accuracy claims under the paper's protocol."""
     df = ok_static(cells)
-    rows = _accuracy_claims(df) + _efficiency_claims(df, store) + [_energy_claim(cells)]
+    rows = _accuracy_claims(df)
+    if ordinary is not None:
+        mixed = paper_protocol_cells(cells, ordinary.cells, ordinary.path)
+        rows += [{**r, "claim": f"{r['claim']} (paper protocol)"}
+                 for r in _accuracy_claims(mixed, PAPER_PROTOCOL.format(ordinary.path))]  # fmt: skip
+    rows += _efficiency_claims(df, store) + [_energy_claim(cells)]
     columns = ["claim", "paper", "measured", "definition", "protocol"]
     return pd.DataFrame(rows, columns=columns).fillna({"protocol": NOT_PRUNING})

@@ -20,6 +20,7 @@ from reports import plots
 from reports.claims import claims_table
 from reports.finetune import accuracy_gap, energy_break_even
 from reports.fleet import device_table
+from reports.protocol import WITHIN_POINTS, full_model_table, paper_protocol_cells
 from reports.render import Section, render_html, render_markdown
 from reports.store import StoreData, load_store
 from reports.tables import (
@@ -66,9 +67,15 @@ def dataset_display_names(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.assign(dataset=cells["dataset"].map(lambda d: stems.get(d, d)))
 
 
-def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
-    """Every table the report writes, by file stem."""
+def build_tables(store: StoreData, ordinary: StoreData | None = None) -> dict[str, pd.DataFrame]:
+    """Every table the report writes, by file stem; ``ordinary`` (a run of the same grid
+    with ``[train] subnet = false``) adds the paper protocol and the full model's cost."""
     cells = store.cells
+    extra = (
+        {}
+        if ordinary is None
+        else {"full_model_vs_ordinary": full_model_table(cells, ordinary.cells)}
+    )
     return {
         "runs": store.runs,
         "cells": cells.drop(columns=[c for c in JSON_COLUMNS if c in cells]),
@@ -78,10 +85,11 @@ def build_tables(store: StoreData) -> dict[str, pd.DataFrame]:
         "pareto": pareto_table(cells),
         "finetune_accuracy_gap": accuracy_gap(cells),
         "finetune_energy_break_even": energy_break_even(cells),
-        "claims": claims_table(cells, store),
+        "claims": claims_table(cells, store, ordinary),
         "replay_segments": store.replay_segments,
         "failed_cells": failed_cells(cells),
         "models": model_table(cells),
+        **extra,
     }
 
 
@@ -183,6 +191,7 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
     sections = [
         _verdict(store),
         Section("Paper claims vs this run", [energy_note], [("claims", tables["claims"])]),
+        *_full_model_section(tables),
         Section(
             "Accuracy vs sparsity",
             ["Bands: 95% intervals over training seeds (Wilson binomial for one seed)."],
@@ -259,6 +268,23 @@ def build_sections(store: StoreData, tables: dict[str, pd.DataFrame]) -> list[Se
     return sections
 
 
+def _full_model_section(tables: dict[str, pd.DataFrame]) -> list[Section]:
+    """With ``--ordinary``: what prunability-aware training costs the unpruned model."""
+    if "full_model_vs_ordinary" not in tables:
+        return []
+    table = tables["full_model_vs_ordinary"]
+    within = f"within_{WITHIN_POINTS:g}"
+    n_ok = int(table[within].sum()) if not table.empty else 0
+    text = (
+        "The unpruned model of this run's prunability-trained checkpoints minus the "
+        "ordinary (subnet = false) checkpoints' of --ordinary, per dataset and condition, "
+        f"paired by backbone, attention and seed: {n_ok} of {len(table)} means within "
+        f"{WITHIN_POINTS:g} points."
+    )
+    return [Section("The full model: prunability-trained vs ordinary checkpoints", [text],
+                    [("full_model_vs_ordinary", table)])]  # fmt: skip
+
+
 def _models_section(table: pd.DataFrame) -> Section | None:
     if table.empty:
         return None
@@ -294,8 +320,11 @@ def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
         pq.to_parquet(tdir / f"{name}.parquet", engine="pyarrow", index=False)
 
 
-def write_report(store_path: str | Path, out_dir: str | Path) -> Path:
-    """Write the whole report for one store into ``out_dir`` (replaced atomically)."""
+def write_report(
+    store_path: str | Path, out_dir: str | Path, ordinary_path: str | Path | None = None
+) -> Path:
+    """Write the whole report for one store into ``out_dir`` (replaced atomically);
+    ``ordinary_path``: a store of the same grid with ordinary checkpoints (paper protocol)."""
     out = Path(out_dir)
     if not is_our_report(out):
         raise StoreError(
@@ -305,6 +334,11 @@ def write_report(store_path: str | Path, out_dir: str | Path) -> Path:
     check_can_create(out, "--out")
     store = load_store(store_path)
     store = dataclasses.replace(store, cells=dataset_display_names(store.cells))
+    ordinary = None
+    if ordinary_path is not None:
+        ordinary = load_store(ordinary_path)
+        ordinary = dataclasses.replace(ordinary, cells=dataset_display_names(ordinary.cells))
+        paper_protocol_cells(store.cells, ordinary.cells, ordinary.path)  # refuse it early
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp: the report gets the user's normal permissions (umask), not 0700.
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
@@ -313,7 +347,7 @@ def write_report(store_path: str | Path, out_dir: str | Path) -> Path:
         (tmp / MARKER).write_text(
             "written by sentryfuse report; this folder is replaced on rewrite\n"
         )
-        tables = build_tables(store)
+        tables = build_tables(store, ordinary)
         _write_tables(tables, tmp)
         sections = build_sections(store, tables)
         title = (
