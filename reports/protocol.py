@@ -9,7 +9,7 @@ ordinary model; a second store of the same grid trained with ``[train] subnet = 
 the price of the recipe: the unpruned model of the two checkpoints, side by side.
 
 The two stores pair only if they measured the same thing: the same model size, training
-length, batch and learning rate, and the same evaluation slices. Anything else is
+length, batch and learning rate, and the same evaluation and calibration slices. Anything else is
 refused in one line (``StoreError``), since a margin between differently trained or
 evaluated models would say nothing about pruning.
 """
@@ -27,8 +27,9 @@ from sentryfuse.errors import StoreError
 
 # Settings that must agree between the two stores; only ``[train] subnet`` (and the
 # knobs of the passes it switches off) may differ.
+# (calib_samples: the calibration set the Taylor/Fisher baselines score on.)
 MATCHED = (("train", "size"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
-           ("eval", "max_train"), ("eval", "max_test"))  # fmt: skip
+           ("eval", "max_train"), ("eval", "max_test"), ("eval", "calib_samples"))  # fmt: skip
 FULL_MODEL_KEYS = ("dataset", "backbone", "attention", "condition")
 WITHIN_POINTS = 0.5  # issue 10's bar for the full model's cost
 
