@@ -268,3 +268,24 @@ def test_users_file_in_out_report_survives(tmp_path):
     assert mine.read_text() == "precious"
     assert sorted(os.listdir(tmp_path / "out")) == ["report"]
     assert sorted(os.listdir(mine.parent)) == ["mine.txt"]
+
+
+def test_part_of_a_grid_first_then_the_whole_resumes_it(tmp_path):
+    """A long grid's part run first (the same profile name, a narrower grid) fills the
+    same store: the whole profile then skips those cells and reuses their checkpoint."""
+    part = tmp_path / "part.toml"
+    part.write_text(tiny_profile("grid", grid={"methods": ["sentrygate"]}, dense_baseline=False))
+    whole = tmp_path / "whole.toml"
+    whole.write_text(tiny_profile("grid", grid={"methods": ["sentrygate", "magnitude"]},
+                                  dense_baseline=False))  # fmt: skip
+    first = _cli("run", str(part), "--out", "out", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    trained = sorted((tmp_path / "out" / "checkpoints").iterdir())
+    stamp = [(p / "model.safetensors").stat().st_mtime_ns for p in trained]
+    rest = _cli("run", str(whole), "--out", "out", "--resume", cwd=tmp_path)
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    assert "1 ran ok, 0 failed, 1 already finished" in rest.stdout
+    assert [(p / "model.safetensors").stat().st_mtime_ns for p in trained] == stamp
+    # the checkpoint was reused, not retrained (no `trained <checkpoint>` progress line)
+    assert not [ln for ln in rest.stderr.splitlines() if ln.startswith("trained ")]
+    assert [ln for ln in first.stderr.splitlines() if ln.startswith("trained ")]
