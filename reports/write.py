@@ -273,14 +273,16 @@ def _full_model_section(tables: dict[str, pd.DataFrame]) -> list[Section]:
     if "full_model_vs_ordinary" not in tables:
         return []
     table = tables["full_model_vs_ordinary"]
-    within = f"within_{WITHIN_POINTS:g}"
-    n_ok = int(table[within].sum()) if not table.empty else 0
     text = (
         "The unpruned model of this run's prunability-trained checkpoints minus the "
         "ordinary (subnet = false) checkpoints' of --ordinary, per dataset and condition, "
-        f"paired by backbone, attention and seed: {n_ok} of {len(table)} means within "
-        f"{WITHIN_POINTS:g} points."
+        "paired by backbone, attention and seed: "
     )
+    if table.empty:
+        text += "no unpruned (dense) cell is in both runs (set dense_baseline = true in both)."
+    else:
+        n_ok = int(table[f"within_{WITHIN_POINTS:g}"].sum())
+        text += f"{n_ok} of {len(table)} means within {WITHIN_POINTS:g} points."
     return [Section("The full model: prunability-trained vs ordinary checkpoints", [text],
                     [("full_model_vs_ordinary", table)])]  # fmt: skip
 

@@ -91,3 +91,18 @@ def test_unpairable_stores_are_refused_in_one_line_and_nothing_is_written(
     )
     _refused(capsys, ["report", str(prunable), "--ordinary", str(tmp_path / "nowhere")], "nowhere")
     assert not (prunable / "report").exists() and not (ordinary / "report").exists()
+
+
+def test_without_unpruned_cells_the_full_model_section_says_so(runs, tmp_path) -> None:
+    prunable, _ = runs
+    pruned_only = {k: v for k, v in ORDINARY.items() if k[0] != "dense"}
+    ordinary = grid_store(tmp_path / "nodense" / "results.sqlite", pruned_only, subnet=False)
+    assert main(["report", str(prunable), "--ordinary", str(ordinary.parent)]) == 0
+    summary = (prunable / "report" / "summary.md").read_text()
+    assert "no unpruned (dense) cell is in both runs" in summary
+    assert (
+        "+11.0 points"
+        in _claims(prunable)[
+            "accuracy over the strongest zero-shot pruning baseline (paper protocol)"
+        ]["measured"]
+    )
