@@ -20,7 +20,7 @@ from reports import plots
 from reports.claims import claims_table
 from reports.finetune import accuracy_gap, energy_break_even
 from reports.fleet import device_table
-from reports.protocol import WITHIN_POINTS, full_model_table, paper_protocol_cells
+from reports.protocol import WITHIN_POINTS, full_model_table
 from reports.render import Section, render_html, render_markdown
 from reports.store import StoreData, load_store
 from reports.tables import (
@@ -340,7 +340,8 @@ def write_report(
     if ordinary_path is not None:
         ordinary = load_store(ordinary_path)
         ordinary = dataclasses.replace(ordinary, cells=dataset_display_names(ordinary.cells))
-        paper_protocol_cells(store.cells, ordinary.cells, ordinary.path)  # refuse it early
+    # Tables first: a store pair they refuse (``StoreError``) leaves nothing written.
+    tables = build_tables(store, ordinary)
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp: the report gets the user's normal permissions (umask), not 0700.
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
@@ -349,7 +350,6 @@ def write_report(
         (tmp / MARKER).write_text(
             "written by sentryfuse report; this folder is replaced on rewrite\n"
         )
-        tables = build_tables(store, ordinary)
         _write_tables(tables, tmp)
         sections = build_sections(store, tables)
         title = (
