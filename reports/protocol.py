@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.margins import SENTRYGATE, paired_margin
+from reports.margins import CELL_KEYS, SENTRYGATE, paired_margin
 from reports.tables import ok_static
 from sentryfuse.errors import StoreError
 
@@ -83,14 +83,14 @@ def paper_protocol_cells(
                 f"({', '.join(sorted(here))} here, {', '.join(sorted(there))} there); "
                 "run the same grid with only [train] subnet changed"
             )
-    mixed = pd.concat([sg, theirs[theirs["method"] != SENTRYGATE]], ignore_index=True)
-    keys = ["dataset", "backbone", "attention", "sparsity", "condition", "seed"]
-    if sg[keys].merge(theirs[theirs["method"] != SENTRYGATE][keys].drop_duplicates()).empty:
+    baselines = theirs[theirs["method"] != SENTRYGATE]
+    keys = [*CELL_KEYS, "seed"]
+    if sg[keys].merge(baselines[keys].drop_duplicates()).empty:
         raise StoreError(
             f"--ordinary {where} has no cell and seed in common with this run's SentryGate "
             "cells; run the same grid into it"
         )
-    return mixed
+    return pd.concat([sg, baselines], ignore_index=True)
 
 
 def full_model_table(cells: pd.DataFrame, ordinary: pd.DataFrame) -> pd.DataFrame:
