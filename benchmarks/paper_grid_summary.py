@@ -24,6 +24,7 @@ import pandas as pd
 from reports.margins import BASELINES_ZERO_SHOT, margin_vs_strongest, paired_margin
 from reports.protocol import WITHIN_POINTS, full_model_table, paper_protocol_cells
 from reports.render import markdown_table
+from reports.tables import ok_static
 
 ZERO_SHOT = BASELINES_ZERO_SHOT
 ACCURACY_CELL = ["dataset", "backbone", "attention", "method", "sparsity", "condition"]
@@ -39,7 +40,7 @@ def load(path: str) -> pd.DataFrame:
             " WHERE status = 'ok' AND kind = 'static'",
             db,
         )
-    df["accuracy"] *= 100
+    df = ok_static(df)  # accuracy stays the store's fraction; accuracy_pct in points
     df["scope"] = df["condition"].map(lambda c: "all sensors" if c == "all" else "dropout")
     return df
 
@@ -47,9 +48,9 @@ def load(path: str) -> pd.DataFrame:
 def margin(df: pd.DataFrame) -> tuple[str, str, str, float]:
     """(strongest zero-shot baseline, SentryGate minus it with its interval, best
     fine-tuned, it minus SentryGate): ``reports.margins``, the report's own definition."""
-    pruned = df[df["sparsity"] > 0].assign(accuracy_pct=lambda d: d["accuracy"])
+    pruned = df[df["sparsity"] > 0]
     m = margin_vs_strongest(pruned, baselines=ZERO_SHOT)
-    means = pruned.groupby("method")["accuracy"].mean()
+    means = pruned.groupby("method")["accuracy_pct"].mean()
     ft = [x for x in means.index if x.endswith("+ft")]
     best_ft = max(ft, key=lambda x: means[x]) if ft else ""
     ft_gap = float("nan")
@@ -61,14 +62,9 @@ def margin(df: pd.DataFrame) -> tuple[str, str, str, float]:
     return m.baseline, f"{m.points:+.1f} {m.interval_text()} ({m.basis})", best_ft, ft_gap
 
 
-def _fraction(df: pd.DataFrame) -> pd.DataFrame:
-    """Back to the store's accuracy (a fraction), as ``reports.protocol`` reads it."""
-    return df.assign(accuracy=df["accuracy"] / 100)
-
-
 def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame, where: str) -> None:
     """SentryGate from ``df`` against the zero-shot baselines of ``ordinary``."""
-    mixed = paper_protocol_cells(_fraction(df), _fraction(ordinary), where)
+    mixed = paper_protocol_cells(df, ordinary, where)
     pruned = mixed[mixed["sparsity"] > 0]
     print("\nPaper protocol: SentryGate on its checkpoint vs the baselines on ordinary "
           "(`subnet = false`) checkpoints of the same grid:\n")  # fmt: skip
@@ -89,7 +85,7 @@ def paper_protocol(df: pd.DataFrame, ordinary: pd.DataFrame, where: str) -> None
 
 def full_model_cost(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
     """The unpruned model, prunability-trained minus ordinary (``reports.protocol``)."""
-    table = full_model_table(_fraction(df), _fraction(ordinary))
+    table = full_model_table(df, ordinary)
     print("\nThe full model: prunability-trained checkpoint minus the ordinary one (unpruned, "
           "paired by backbone and seed):\n")  # fmt: skip
     print(markdown_table(table))
@@ -109,7 +105,7 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         best, m, best_ft, ft_gap = margin(sub)
         sg_rows = sub[sub["method"] == "sentrygate"]  # accuracy does not depend on the runtime
         n = len(sg_rows.drop_duplicates([*ACCURACY_CELL, "seed"]))
-        sg = sub[sub["method"] == "sentrygate"]["accuracy"].mean()
+        sg = sub[sub["method"] == "sentrygate"]["accuracy_pct"].mean()
         gap = "n/a" if ft_gap != ft_gap else f"{ft_gap:+.1f}"  # nan: no fine-tuned cells
         print(f"| {scope} | {n} | {sg:.1f} | {best} | {m} | {paper[scope]} "
               f"| {best_ft or 'n/a'} | {gap} |")  # fmt: skip
@@ -117,7 +113,7 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         m for m in df["method"].unique() if m.endswith("+ft")
     )
     for by in ("sparsity", "scope", "dataset"):
-        table = df.pivot_table(index="method", columns=by, values="accuracy", aggfunc="mean")
+        table = df.pivot_table(index="method", columns=by, values="accuracy_pct", aggfunc="mean")
         table.columns = [str(c) for c in table.columns]
         table = table.reindex([m for m in order if m in table.index])
         print(f"\nMean accuracy (%) by method and {by}:\n")
