@@ -3,6 +3,9 @@
     python benchmarks/paper_grid_summary.py runs/paper-grid/results.sqlite \
         [runs/paper-grid-ordinary/results.sqlite]
 
+Either path may instead be a folder of ``benchmarks/grid_accuracy.py`` JSONs (the grid's
+accuracy cells without the latency measurement), e.g. ``benchmarks/grid_accuracy/paper-grid``.
+
 With a second store (``benchmarks/paper_grid_ordinary.toml``: the same grid, checkpoints
 trained with ``subnet = false``) it also prints the paper's protocol: SentryGate on its
 prunability-trained checkpoint vs the baselines on the ordinary one, paired per cell and
@@ -18,13 +21,16 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from reports.margins import BASELINES_ZERO_SHOT, margin_vs_strongest, paired_margin
-from reports.protocol import WITHIN_POINTS, full_model_table, paper_protocol_cells
-from reports.render import markdown_table
-from reports.tables import ok_static
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reports.margins import BASELINES_ZERO_SHOT, margin_vs_strongest, paired_margin  # noqa: E402
+from reports.protocol import WITHIN_POINTS, full_model_table, paper_protocol_cells  # noqa: E402
+from reports.render import markdown_table  # noqa: E402
+from reports.tables import ok_static  # noqa: E402
 
 ZERO_SHOT = BASELINES_ZERO_SHOT
 ACCURACY_CELL = ["dataset", "backbone", "attention", "method", "sparsity", "condition"]
@@ -32,6 +38,15 @@ DEPLOYMENT = ["target", "runtime", "power_mode"]
 
 
 def load(path: str) -> pd.DataFrame:
+    """A results store, or a folder of ``benchmarks/grid_accuracy.py`` JSONs (accuracy
+    cells only: no latency, no fine-tuned cells)."""
+    if Path(path).is_dir():
+        from benchmarks.grid_accuracy import load_records
+
+        df = pd.DataFrame(load_records(Path(path)))
+        if df.empty:
+            raise SystemExit(f"paper_grid_summary: {path} holds no grid_accuracy JSONs")
+        return _scoped(ok_static(df))
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         df = pd.read_sql_query(
             "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
@@ -40,7 +55,10 @@ def load(path: str) -> pd.DataFrame:
             " WHERE status = 'ok' AND kind = 'static'",
             db,
         )
-    df = ok_static(df)  # accuracy stays the store's fraction; accuracy_pct in points
+    return _scoped(ok_static(df))  # accuracy stays the store's fraction; accuracy_pct in points
+
+
+def _scoped(df: pd.DataFrame) -> pd.DataFrame:
     df["scope"] = df["condition"].map(lambda c: "all sensors" if c == "all" else "dropout")
     return df
 
@@ -118,6 +136,16 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         table = table.reindex([m for m in order if m in table.index])
         print(f"\nMean accuracy (%) by method and {by}:\n")
         print(markdown_table(table.round(1).reset_index()))
+    if "latency_ms_p50" in df:  # a store (grid_accuracy JSONs measure no latency)
+        variants_vs_dense(df, pruned)
+    if ordinary_path:
+        ordinary = load(ordinary_path)
+        paper_protocol(df, ordinary, ordinary_path)
+        full_model_cost(df, ordinary)
+
+
+def variants_vs_dense(df: pd.DataFrame, pruned: pd.DataFrame) -> None:
+    """SentryGate's parameters, GFLOPs and p50 latency relative to the unpruned model."""
     same = ["dataset", "backbone", "attention", "condition", "seed", *DEPLOYMENT]
     rel = pruned.merge(
         df[df["method"] == "dense"][[*same, "params", "gflops", "latency_ms_p50"]],
@@ -138,10 +166,6 @@ def main(path: str, ordinary_path: str | None = None) -> None:
     where = ", ".join(sorted({f"{r.target}/{r.runtime}/{r.power_mode}" for r in df.itertuples()}))
     print(f"\nSentryGate variants vs the unpruned model, same cell ({where}):\n")
     print(markdown_table(agg.round(3).reset_index()))
-    if ordinary_path:
-        ordinary = load(ordinary_path)
-        paper_protocol(df, ordinary, ordinary_path)
-        full_model_cost(df, ordinary)
 
 
 if __name__ == "__main__":

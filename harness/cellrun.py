@@ -111,6 +111,36 @@ def routed_cell_accuracy(cell: Cell, art: Artifacts, cond: Any) -> tuple[float, 
     )  # fmt: skip
 
 
+def cell_accuracy(cell: Cell, art: Artifacts, model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The accuracy columns of a static cell deploying ``model`` and their ``extra_json``
+    entries: on the torch model, routed per present pattern where the condition drops
+    sensors per sample (``routed_cell_accuracy``). Accuracy does not depend on the target,
+    runtime or power mode, so ``benchmarks/grid_accuracy.py`` measures a grid's accuracy
+    with this alone."""
+    from sentryfuse.evaluate import evaluate_accuracy
+
+    ds = art.dataset(cell.dataset, cell.seed)
+    cond = parse_condition(cell.condition)
+    model.eval()
+    extra: dict[str, Any] = {}
+    routed = routed_cell_accuracy(cell, art, cond)
+    if routed is None:
+        acc = evaluate_accuracy(
+            model, ds.test, cond, seed=cell.seed, batch_size=art.profile.eval.batch_size
+        )
+    else:
+        acc, n_patterns = routed
+        extra.update(accuracy_routing="per-pattern", patterns=n_patterns)
+    ci = wilson_interval(round(acc * len(ds.test)), len(ds.test))
+    cols = {
+        "accuracy": acc,
+        "n_eval": len(ds.test),
+        "accuracy_ci_lo": ci.lo if ci else None,
+        "accuracy_ci_hi": ci.hi if ci else None,
+    }
+    return cols, extra
+
+
 def fed_modalities(model: Any, condition_present: tuple[str, ...] | None) -> list[str]:
     have = list(getattr(model.config, "present", None) or [m.name for m in model.config.modalities])
     if condition_present is None:
@@ -136,26 +166,14 @@ def prepare_static_cell(cell: Cell, art: Artifacts, target: Any, workdir: Path) 
     """Derive the variant, evaluate its accuracy, build batches and export the runner.
 
     The caller measures ``runner`` (harness.trials) and must ``runner.close()`` it."""
-    from sentryfuse.evaluate import evaluate_accuracy
     from sentryfuse.models import count_gflops, count_params
 
-    profile = art.profile
     ds = art.dataset(cell.dataset, cell.seed)
     model, cols, extra = deployed_model(cell, art, target)
     cond = parse_condition(cell.condition)
-    model.eval()
-    routed = routed_cell_accuracy(cell, art, cond)
-    if routed is None:
-        acc = evaluate_accuracy(
-            model, ds.test, cond, seed=cell.seed, batch_size=profile.eval.batch_size
-        )
-    else:
-        acc, n_patterns = routed
-        extra.update(accuracy_routing="per-pattern", patterns=n_patterns)
-    cols["accuracy"] = acc
-    cols["n_eval"] = len(ds.test)
-    ci = wilson_interval(round(acc * len(ds.test)), len(ds.test))
-    cols["accuracy_ci_lo"], cols["accuracy_ci_hi"] = (ci.lo, ci.hi) if ci else (None, None)
+    acc_cols, acc_extra = cell_accuracy(cell, art, model)
+    cols.update(acc_cols)
+    extra.update(acc_extra)
     names = fed_modalities(model, cond.static_present(ds.modality_names))
     batches = prebuilt_batches(ds.test, names, cell.batch_size)
     cols["params"] = int(count_params(model))

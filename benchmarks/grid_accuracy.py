@@ -1,0 +1,203 @@
+"""A grid profile's accuracy cells without the latency measurement, one JSON per checkpoint.
+
+    python benchmarks/grid_accuracy.py profiles/paper-grid.toml \\
+        benchmarks/paper_grid_ordinary.toml --out benchmarks/grid_accuracy \\
+        --work runs/grid-accuracy --workers 2
+    python benchmarks/paper_grid_summary.py benchmarks/grid_accuracy/paper-grid \\
+        benchmarks/grid_accuracy/paper-grid-ordinary
+
+Why: the paper grid's accuracy claims (SentryGate's margin, the paper's protocol, the full
+model's cost) need three training seeds of two grids, 54 checkpoints; on a 2-core CPU the
+full runs take about 13 hours, most of it exporting and timing 7,128 cells whose latency
+no accuracy figure uses. Accuracy is measured on the torch model and does not depend on the
+target, runtime or power mode (``harness.cellrun``), so this script trains each checkpoint
+exactly as ``sentryfuse run`` would (``harness.artifacts``, the profile's settings) and
+evaluates every zero-shot and dense cell with the harness's own ``cell_accuracy``: the same
+numbers the store would hold, at a fraction of the time. The fine-tuned cells (``+ft``) are
+left out (their accuracy needs the fine-tune, and no accuracy claim of issue 10 uses them).
+
+Each finished checkpoint writes ``OUT/<profile name>/<dataset>-<backbone>-<attention>-s<seed>
+.json`` atomically: small enough to commit, so a grid can be finished over several
+sessions; a rerun skips finished files and reuses checkpoints left in ``--work``. Jobs run
+seed-major (every dataset and backbone gets seed 0 before any gets seed 1), the profiles'
+jobs interleaved, so a partial run pairs across profiles. Each worker is its own process
+at one torch thread (``--threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GroupKey = tuple[str, str, str, int]  # dataset, backbone, attention, seed
+
+
+def accuracy_cells(profile: Any) -> dict[GroupKey, list[Any]]:
+    """The profile's static zero-shot and dense cells, one per accuracy (the first
+    deployment of each), grouped by checkpoint in the harness's order."""
+    from harness.cells import expand
+
+    groups: dict[GroupKey, list[Any]] = {}
+    seen: set[tuple] = set()
+    for c in expand(profile):
+        if c.kind != "static" or c.finetuned:
+            continue
+        acc_key = (c.dataset, c.backbone, c.attention, c.method, c.sparsity, c.condition, c.seed)
+        if acc_key in seen:
+            continue
+        seen.add(acc_key)
+        groups.setdefault((c.dataset, c.backbone, c.attention, c.seed), []).append(c)
+    return groups
+
+
+def job_file(out: Path, profile_name: str, g: GroupKey) -> Path:
+    return out / profile_name / f"{g[0]}-{g[1]}-{g[2]}-s{g[3]}.json"
+
+
+def plan(profile_paths: list[str], out: Path) -> list[tuple[str, GroupKey, Path]]:
+    """(profile path, group, file) of every unfinished job: seed-major, profiles
+    interleaved."""
+    from harness.profile import load_profile
+
+    jobs = []
+    for pi, path in enumerate(profile_paths):
+        profile = load_profile(path)
+        for gi, g in enumerate(accuracy_cells(profile)):
+            jobs.append(((g[3], gi, pi), path, g, job_file(out, profile.name, g)))
+    jobs.sort(key=lambda j: j[0])
+    return [(p, g, f) for _, p, g, f in jobs if not f.exists()]
+
+
+def _commit() -> str | None:
+    try:
+        r = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None
+
+
+def run_job(profile_path: str, g: GroupKey, out_file: str, work: str, threads: int) -> float:
+    """Train (or reuse) one checkpoint, evaluate its cells, write its JSON; wall seconds."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run_job(profile_path, g, Path(out_file), Path(work))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_job(profile_path: str, g: GroupKey, dest: Path, work: Path) -> float:
+    import torch
+
+    from harness.artifacts import Artifacts
+    from harness.cellrun import cell_accuracy, deployed_model
+    from harness.profile import load_profile
+
+    t0 = time.perf_counter()
+    profile = load_profile(profile_path)
+    cells = accuracy_cells(profile)[g]
+    art = Artifacts(profile, work / profile.name)
+    art.checkpoint(*g)
+    t1 = time.perf_counter()
+    rows = []
+    for c in cells:
+        model, cols, extra = deployed_model(c, art, target=None)  # zero-shot: no target used
+        acc_cols, acc_extra = cell_accuracy(c, art, model)
+        rows.append(
+            {
+                "cell_key": c.key, "dataset": c.dataset, "backbone": c.backbone,
+                "attention": c.attention, "method": c.method, "sparsity": c.sparsity,
+                "condition": c.condition, "seed": c.seed, **acc_cols,
+                "prune_ms": cols.get("prune_ms"), "extra": {**extra, **acc_extra},
+                "definition_json": c.definition_json,
+            }
+        )  # fmt: skip
+    record = {
+        "profile": profile.name, "group": list(g), "commit": _commit(),
+        "threads": torch.get_num_threads(),
+        "train_s": round(t1 - t0, 1), "eval_s": round(time.perf_counter() - t1, 1),
+        "cells": rows,
+    }  # fmt: skip
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=0) + "\n")
+    os.replace(tmp, dest)
+    return time.perf_counter() - t0
+
+
+def load_records(folder: Path) -> list[dict[str, Any]]:
+    """Every cell row of the JSONs in ``folder``, shaped like the store's ``cells`` rows
+    that ``benchmarks/paper_grid_summary.py`` reads (status ok, kind static, no latency)."""
+    rows = []
+    for f in sorted(folder.glob("*.json")):
+        for r in json.loads(f.read_text())["cells"]:
+            rows.append(
+                {k: v for k, v in r.items() if k not in ("extra", "prune_ms")}
+                | {"status": "ok", "kind": "static", "target": "accuracy-only",
+                   "runtime": "torch", "power_mode": "n/a"}
+            )  # fmt: skip
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("profiles", nargs="+", help="grid profiles (their fine-tuned cells skipped)")
+    p.add_argument("--out", type=Path, default=Path("runs/grid-accuracy-json"))
+    p.add_argument("--work", type=Path, default=Path("runs/grid-accuracy"), help="checkpoints")
+    p.add_argument("--workers", type=int, default=1, help="processes, one job each at a time")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--dry-run", action="store_true", help="list the unfinished jobs only")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from sentryfuse.errors import SentryFuseError
+
+    try:
+        jobs = plan(args.profiles, args.out)
+    except SentryFuseError as exc:  # a bad profile: one line, exit 2 (as sentryfuse run)
+        print(f"grid_accuracy: {exc}", file=sys.stderr)
+        return 2
+    print(f"[grid-accuracy] {len(jobs)} checkpoint jobs to run", flush=True)
+    if args.dry_run or not jobs:
+        for p, _, f in jobs:
+            print(f"  {f}  ({p})")
+        return 0
+    t0 = time.perf_counter()
+
+    def report(done: int, f: Path, wall: float) -> None:
+        left = (time.perf_counter() - t0) / done * (len(jobs) - done)
+        print(f"[grid-accuracy] {done}/{len(jobs)} {f}  {wall:.0f} s  ETA {left / 60:.0f} min",
+              flush=True)  # fmt: skip
+
+    if args.workers == 1:  # in this process (a test, or a debugger)
+        for i, (p, g, f) in enumerate(jobs, 1):
+            report(i, f, run_job(p, g, str(f), str(args.work), args.threads))
+        return 0
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(run_job, p, g, str(f), str(args.work), args.threads): f for p, g, f in jobs
+        }
+        for i, fut in enumerate(as_completed(futures), 1):
+            report(i, futures[fut], fut.result())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
