@@ -19,8 +19,8 @@ left out (their accuracy needs the fine-tune, and no accuracy claim of issue 10 
 Each finished checkpoint writes ``OUT/<profile name>/<dataset>-<backbone>-<attention>-s<seed>
 .json`` atomically: small enough to commit, so a grid can be finished over several
 sessions; a rerun skips finished files and reuses checkpoints left in ``--work``. Jobs run
-seed-major (every dataset and backbone gets seed 0 before any gets seed 1), the profiles'
-jobs interleaved, so a partial run pairs across profiles. Each worker is its own process
+one backbone at a time with all its seeds, the profiles' jobs interleaved, so a partial
+run pairs across profiles and has intervals over seeds. Each worker is its own process
 at one torch thread (``--threads``).
 """
 
@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -65,15 +66,20 @@ def job_file(out: Path, profile_name: str, g: GroupKey) -> Path:
 
 
 def plan(profile_paths: list[str], out: Path) -> list[tuple[str, GroupKey, Path]]:
-    """(profile path, group, file) of every unfinished job: seed-major, profiles
-    interleaved."""
+    """(profile path, group, file) of every unfinished job, profiles interleaved: one
+    backbone and attention at a time, seed by seed, so a run stopped part way has whole
+    backbones with every seed (an interval over seeds) rather than all of them with too
+    few."""
     from harness.profile import load_profile
 
     jobs = []
     for pi, path in enumerate(profile_paths):
         profile = load_profile(path)
-        for gi, g in enumerate(accuracy_cells(profile)):
-            jobs.append(((g[3], gi, pi), path, g, job_file(out, profile.name, g)))
+        axes = profile.grid
+        for g in accuracy_cells(profile):
+            order = (axes.backbones.index(g[1]), axes.attentions.index(g[2]), g[3],
+                     axes.datasets.index(g[0]), pi)  # fmt: skip
+            jobs.append((order, path, g, job_file(out, profile.name, g)))
     jobs.sort(key=lambda j: j[0])
     return [(p, g, f) for _, p, g, f in jobs if not f.exists()]
 
@@ -124,11 +130,12 @@ def _run_job(profile_path: str, g: GroupKey, dest: Path, work: Path) -> float:
                 "attention": c.attention, "method": c.method, "sparsity": c.sparsity,
                 "condition": c.condition, "seed": c.seed, **acc_cols,
                 "prune_ms": cols.get("prune_ms"), "extra": {**extra, **acc_extra},
-                "definition_json": c.definition_json,
             }
         )  # fmt: skip
     record = {
         "profile": profile.name, "group": list(g), "commit": _commit(),
+        # what paper_grid_summary pairs two grids on (a cell's definition has it too)
+        "settings": {"train": asdict(profile.train), "eval": asdict(profile.eval)},
         "threads": torch.get_num_threads(),
         "train_s": round(t1 - t0, 1), "eval_s": round(time.perf_counter() - t1, 1),
         "cells": rows,
@@ -145,12 +152,13 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
     that ``benchmarks/paper_grid_summary.py`` reads (status ok, kind static, no latency)."""
     rows = []
     for f in sorted(folder.glob("*.json")):
-        for r in json.loads(f.read_text())["cells"]:
-            rows.append(
-                {k: v for k, v in r.items() if k not in ("extra", "prune_ms")}
-                | {"status": "ok", "kind": "static", "target": "accuracy-only",
-                   "runtime": "torch", "power_mode": "n/a"}
-            )  # fmt: skip
+        record = json.loads(f.read_text())
+        common = {
+            "status": "ok", "kind": "static", "target": "accuracy-only", "runtime": "torch",
+            "power_mode": "n/a", "definition_json": json.dumps({"settings": record["settings"]}),
+        }  # fmt: skip
+        for r in record["cells"]:
+            rows.append({k: v for k, v in r.items() if k not in ("extra", "prune_ms")} | common)
     return rows
 
 
