@@ -31,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -162,6 +163,18 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _die_with(parent_pid: int) -> None:
+    """A worker exits when this script does, however it was stopped (a pool's workers
+    outlive a SIGTERM or SIGKILL of the parent and would train on for nobody)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("profiles", nargs="+", help="grid profiles (their fine-tuned cells skipped)")
@@ -198,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         for i, (p, g, f) in enumerate(jobs, 1):
             report(i, f, run_job(p, g, str(f), str(args.work), args.threads))
         return 0
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        args.workers,
+        mp_context=get_context("spawn"),
+        initializer=_die_with,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {
             pool.submit(run_job, p, g, str(f), str(args.work), args.threads): f for p, g, f in jobs
         }
