@@ -127,6 +127,7 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         gap = "n/a" if ft_gap != ft_gap else f"{ft_gap:+.1f}"  # nan: no fine-tuned cells
         print(f"| {scope} | {n} | {sg:.1f} | {best} | {m} | {paper[scope]} "
               f"| {best_ft or 'n/a'} | {gap} |")  # fmt: skip
+    same_checkpoint_by_dataset(pruned)
     order = ["dense", *ZERO_SHOT, "sentrygate"] + sorted(
         m for m in df["method"].unique() if m.endswith("+ft")
     )
@@ -142,6 +143,22 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         ordinary = load(ordinary_path)
         paper_protocol(df, ordinary, ordinary_path)
         full_model_cost(df, ordinary)
+
+
+def same_checkpoint_by_dataset(pruned: pd.DataFrame, min_sparsity: float = 0.5) -> None:
+    """Issue 10's bar: per dataset, SentryGate − the strongest zero-shot baseline at
+    sparsity ≥ ``min_sparsity``, every method pruning the same checkpoints."""
+    print(f"\nSame checkpoint, sparsity ≥ {min_sparsity:g}, per dataset:\n")
+    print("| dataset | strongest zero-shot baseline | margin (points, 95% interval) | "
+          "interval above 0 |")  # fmt: skip
+    print("|---|---|---|---|")
+    for dataset, sub in pruned[pruned["sparsity"] >= min_sparsity - 1e-9].groupby("dataset"):
+        m = margin_vs_strongest(sub, baselines=ZERO_SHOT)
+        if m is None:
+            continue
+        above = "n/a" if m.lo is None else ("yes" if m.lo > 0 else "no")
+        print(f"| {dataset} | {m.baseline} | {m.points:+.1f} {m.interval_text()} "
+              f"({m.basis}) | {above} |")  # fmt: skip
 
 
 def variants_vs_dense(df: pd.DataFrame, pruned: pd.DataFrame) -> None:
