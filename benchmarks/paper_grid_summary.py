@@ -1,7 +1,7 @@
 """Headline numbers of a paper-grid results store (reads only the SQLite store).
 
     python benchmarks/paper_grid_summary.py runs/paper-grid/results.sqlite \
-        [runs/paper-grid-ordinary/results.sqlite]
+        [runs/paper-grid-ordinary/results.sqlite] [--backbone early]
 
 Either path may instead be a folder of ``benchmarks/grid_accuracy.py`` JSONs (the grid's
 accuracy cells without the latency measurement), e.g. ``benchmarks/grid_accuracy/paper-grid``.
@@ -19,6 +19,7 @@ the paper's +12.7 / +18 points; plus the gap to the best fine-tuned baseline.
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 import sys
 from pathlib import Path
@@ -37,24 +38,35 @@ ACCURACY_CELL = ["dataset", "backbone", "attention", "method", "sparsity", "cond
 DEPLOYMENT = ["target", "runtime", "power_mode"]
 
 
+class SummaryInputError(Exception):
+    """A path or filter the summary cannot use; ``cli`` prints it as one line, exit 2."""
+
+
 def load(path: str) -> pd.DataFrame:
     """A results store, or a folder of ``benchmarks/grid_accuracy.py`` JSONs (accuracy
     cells only: no latency, no fine-tuned cells)."""
+    if not Path(path).exists():
+        raise SummaryInputError(
+            f"{path} does not exist: give a results store or a grid_accuracy folder"
+        )
     if Path(path).is_dir():
         from benchmarks.grid_accuracy import load_records
 
         df = pd.DataFrame(load_records(Path(path)))
         if df.empty:
-            raise SystemExit(f"paper_grid_summary: {path} holds no grid_accuracy JSONs")
+            raise SummaryInputError(f"{path} holds no grid_accuracy JSONs")
         return _scoped(ok_static(df))
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        df = pd.read_sql_query(
-            "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
-            " n_eval, params, gflops, latency_ms_p50, target, runtime, power_mode, status,"
-            " kind, definition_json FROM cells"
-            " WHERE status = 'ok' AND kind = 'static'",
-            db,
-        )
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            df = pd.read_sql_query(
+                "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
+                " n_eval, params, gflops, latency_ms_p50, target, runtime, power_mode, status,"
+                " kind, definition_json FROM cells"
+                " WHERE status = 'ok' AND kind = 'static'",
+                db,
+            )
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise SummaryInputError(f"{path} is not a results store ({exc})") from None
     return _scoped(ok_static(df))  # accuracy stays the store's fraction; accuracy_pct in points
 
 
@@ -111,10 +123,11 @@ def full_model_cost(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
     print(f"\n{n} of {len(table)} dataset × condition means within {WITHIN_POINTS:g} points.")
 
 
-def main(path: str, ordinary_path: str | None = None) -> None:
-    df = load(path)
+def main(path: str, ordinary_path: str | None = None, backbone: str | None = None) -> None:
+    df = _filtered(load(path), backbone)
     pruned = df[df["sparsity"] > 0]
-    print(f"{len(df)} cells from `{path}`\n")
+    scope = f" (backbone {backbone})" if backbone else ""
+    print(f"{len(df)} cells from `{path}`{scope}\n")
     print("| scope | cells × seeds per method | SentryGate | strongest zero-shot baseline | margin (points, 95% interval) "
           "| paper | best fine-tuned | fine-tuned minus SentryGate |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -128,6 +141,7 @@ def main(path: str, ordinary_path: str | None = None) -> None:
         print(f"| {scope} | {n} | {sg:.1f} | {best} | {m} | {paper[scope]} "
               f"| {best_ft or 'n/a'} | {gap} |")  # fmt: skip
     same_checkpoint_by_dataset(pruned)
+    where_it_loses(pruned)
     order = ["dense", *ZERO_SHOT, "sentrygate"] + sorted(
         m for m in df["method"].unique() if m.endswith("+ft")
     )
@@ -140,7 +154,7 @@ def main(path: str, ordinary_path: str | None = None) -> None:
     if "latency_ms_p50" in df:  # a store (grid_accuracy JSONs measure no latency)
         variants_vs_dense(df, pruned)
     if ordinary_path:
-        ordinary = load(ordinary_path)
+        ordinary = _filtered(load(ordinary_path), backbone)
         paper_protocol(df, ordinary, ordinary_path)
         full_model_cost(df, ordinary)
 
@@ -159,6 +173,32 @@ def same_checkpoint_by_dataset(pruned: pd.DataFrame, min_sparsity: float = 0.5) 
         above = "n/a" if m.lo is None else ("yes" if m.lo > 0 else "no")
         print(f"| {dataset} | {m.baseline} | {m.points:+.1f} {m.interval_text()} "
               f"({m.basis}) | {above} |")  # fmt: skip
+
+
+def where_it_loses(pruned: pd.DataFrame) -> None:
+    """SentryGate minus the best zero-shot baseline *of each* dataset × condition ×
+    sparsity (means over seeds and backbones): a stricter bar than the strongest baseline
+    on average, and the place to look for what the recipe still gets wrong."""
+    means = pruned.groupby(["dataset", "condition", "sparsity", "method"])["accuracy_pct"].mean()
+    table = means.unstack("method")
+    present = [m for m in ZERO_SHOT if m in table.columns]
+    if "sentrygate" not in table.columns or not present:
+        return
+    best = table[present].idxmax(axis=1)
+    gap = table["sentrygate"] - table[present].max(axis=1)
+    behind = gap[gap < 0].sort_values()
+    print(f"\nSentryGate behind the best baseline of the cell (means over seeds): "
+          f"{len(behind)} of {len(gap)} dataset × condition × sparsity cells:\n")  # fmt: skip
+    if behind.empty:
+        return
+    rows = pd.DataFrame(
+        {
+            "points": behind.round(1),
+            "best baseline": best[behind.index],
+            "sentrygate_pct": table["sentrygate"][behind.index].round(1),
+        }
+    ).reset_index()
+    print(markdown_table(rows))
 
 
 def variants_vs_dense(df: pd.DataFrame, pruned: pd.DataFrame) -> None:
@@ -185,8 +225,29 @@ def variants_vs_dense(df: pd.DataFrame, pruned: pd.DataFrame) -> None:
     print(markdown_table(agg.round(3).reset_index()))
 
 
+def _filtered(df: pd.DataFrame, backbone: str | None) -> pd.DataFrame:
+    if backbone is None:
+        return df
+    kept = df[df["backbone"] == backbone]
+    if kept.empty:
+        have = ", ".join(sorted(df["backbone"].unique()))
+        raise SummaryInputError(f"no cells with backbone {backbone!r} (have: {have})")
+    return kept
+
+
+def cli(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("path", nargs="?", default="runs/paper-grid/results.sqlite")
+    ap.add_argument("ordinary", nargs="?", default=None, help="the ordinary checkpoints' grid")
+    ap.add_argument("--backbone", default=None, help="summarise one backbone (e.g. early)")
+    args = ap.parse_args(argv)
+    try:
+        main(args.path, args.ordinary, args.backbone)
+    except SummaryInputError as exc:
+        print(f"paper_grid_summary: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main(
-        sys.argv[1] if len(sys.argv) > 1 else "runs/paper-grid/results.sqlite",
-        sys.argv[2] if len(sys.argv) > 2 else None,
-    )
+    sys.exit(cli())

@@ -49,6 +49,15 @@ def test_accuracy_equals_the_stores_and_a_rerun_skips_finished_jobs(tmp_path, ca
     out = capsys.readouterr().out
     assert "6 cells from" in out and "| overall | 2 |" in out
     assert "speedup" not in out  # no latency in these records, so no latency table
+    assert "behind the best baseline of the cell" in out
+
+    folder = str(tmp_path / "json" / "ga")
+    assert paper_grid_summary.cli([folder, "--backbone", "early"]) == 0
+    assert "6 cells from" in capsys.readouterr().out
+    for argv in ([folder, "--backbone", "late"], [str(tmp_path / "missing")], [str(profile)]):
+        assert paper_grid_summary.cli(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("paper_grid_summary: ") and "\n" not in err
 
 
 def test_a_bad_profile_is_one_line_and_exit_2(tmp_path, capsys) -> None:
