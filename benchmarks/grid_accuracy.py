@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         mp_context=get_context("spawn"),
         initializer=_die_with,
         initargs=(os.getpid(),),
+        max_tasks_per_child=1,  # a fresh process per checkpoint: a long-lived worker's
+        # memory grew to 12 GB after 10 jobs (datasets and models of every job it ran)
     ) as pool:
         futures = {
             pool.submit(run_job, p, g, str(f), str(args.work), args.threads): f for p, g, f in jobs
