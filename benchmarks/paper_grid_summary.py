@@ -126,8 +126,8 @@ def full_model_cost(df: pd.DataFrame, ordinary: pd.DataFrame) -> None:
 def main(path: str, ordinary_path: str | None = None, backbone: str | None = None) -> None:
     df = _filtered(load(path), backbone)
     pruned = df[df["sparsity"] > 0]
-    scope = f" (backbone {backbone})" if backbone else ""
-    print(f"{len(df)} cells from `{path}`{scope}\n")
+    only = f" (backbone {backbone})" if backbone else ""
+    print(f"{len(df)} cells from `{path}`{only}\n")
     print("| scope | cells × seeds per method | SentryGate | strongest zero-shot baseline | margin (points, 95% interval) "
           "| paper | best fine-tuned | fine-tuned minus SentryGate |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -187,7 +187,7 @@ def where_it_loses(pruned: pd.DataFrame) -> None:
     best = table[present].idxmax(axis=1)
     gap = table["sentrygate"] - table[present].max(axis=1)
     behind = gap[gap < 0].sort_values()
-    print(f"\nSentryGate behind the best baseline of the cell (means over seeds): "
+    print(f"\nSentryGate behind the best baseline of the cell (means over seeds and backbones): "
           f"{len(behind)} of {len(gap)} dataset × condition × sparsity cells:\n")  # fmt: skip
     if behind.empty:
         return
