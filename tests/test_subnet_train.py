@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from sentryfuse.subnet_train import (
     units_removed,
 )
 from sentryfuse.train import TrainConfig, train
+from targets.hw import read_text
 
 
 def _model_and_scorer(seed: int = 0):
@@ -187,10 +189,11 @@ def _float_platform() -> str:
     kernel family torch dispatches to, and the CPU's vector instruction sets (MKL and
     oneDNN choose their kernels from them). Two machines with the same key run the same
     kernels at one thread; "unknown" where /proc/cpuinfo cannot be read."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
+    text = read_text(Path("/proc/cpuinfo")) or ""
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), None
+    )
+    if flags is None:
         return "unknown"
     simd = sorted(f for f in flags if f.startswith(_SIMD_PREFIXES))
     digest = hashlib.sha256(" ".join(simd).encode()).hexdigest()[:12]
