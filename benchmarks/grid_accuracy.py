@@ -66,16 +66,32 @@ def job_file(out: Path, profile_name: str, g: GroupKey) -> Path:
     return out / profile_name / f"{g[0]}-{g[1]}-{g[2]}-s{g[3]}.json"
 
 
-def plan(profile_paths: list[str], out: Path) -> list[tuple[str, GroupKey, Path]]:
+def load(path: str, seeds: tuple[int, ...] | None = None) -> Any:
+    """The profile at ``path``, its grid's seeds replaced by ``seeds`` when given.
+
+    Why: more replicates of a finished grid (seeds 3 and 4 beside a committed 0-2) without
+    a copy of the profile that differs in one line; every other setting, and so the
+    pairing in ``paper_grid_summary``, stays the profile's."""
+    from dataclasses import replace
+
+    from harness.profile import load_profile
+
+    profile = load_profile(path)
+    if seeds is None:
+        return profile
+    return replace(profile, grid=replace(profile.grid, seeds=tuple(seeds)))
+
+
+def plan(
+    profile_paths: list[str], out: Path, seeds: tuple[int, ...] | None = None
+) -> list[tuple[str, GroupKey, Path]]:
     """(profile path, group, file) of every unfinished job, profiles interleaved: one
     backbone and attention at a time, seed by seed, so a run stopped part way has whole
     backbones with every seed (an interval over seeds) rather than all of them with too
     few."""
-    from harness.profile import load_profile
-
     jobs = []
     for pi, path in enumerate(profile_paths):
-        profile = load_profile(path)
+        profile = load(path, seeds)
         axes = profile.grid
         for g in accuracy_cells(profile):
             order = (axes.backbones.index(g[1]), axes.attentions.index(g[2]), g[3],
@@ -96,27 +112,31 @@ def _commit() -> str | None:
     return r.stdout.strip() or None
 
 
-def run_job(profile_path: str, g: GroupKey, out_file: str, work: str, threads: int) -> float:
+def run_job(
+    profile_path: str, g: GroupKey, out_file: str, work: str, threads: int,
+    seeds: tuple[int, ...] | None = None,
+) -> float:  # fmt: skip
     """Train (or reuse) one checkpoint, evaluate its cells, write its JSON; wall seconds."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_job(profile_path, g, Path(out_file), Path(work))
+        return _run_job(profile_path, g, Path(out_file), Path(work), seeds)
     finally:
         torch.set_num_threads(before)
 
 
-def _run_job(profile_path: str, g: GroupKey, dest: Path, work: Path) -> float:
+def _run_job(
+    profile_path: str, g: GroupKey, dest: Path, work: Path, seeds: tuple[int, ...] | None
+) -> float:
     import torch
 
     from harness.artifacts import Artifacts
     from harness.cellrun import cell_accuracy, deployed_model
-    from harness.profile import load_profile
 
     t0 = time.perf_counter()
-    profile = load_profile(profile_path)
+    profile = load(profile_path, seeds)
     cells = accuracy_cells(profile)[g]
     art = Artifacts(profile, work / profile.name)
     art.checkpoint(*g)
@@ -175,6 +195,18 @@ def _die_with(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give integers separated by commas, e.g. 3,4"
+        ) from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give distinct seeds >= 0, e.g. 3,4")
+    return seeds
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("profiles", nargs="+", help="grid profiles (their fine-tuned cells skipped)")
@@ -183,6 +215,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="processes, one job each at a time")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--dry-run", action="store_true", help="list the unfinished jobs only")
+    p.add_argument(
+        "--seeds", type=_seed_list, default=None,
+        help="comma-separated training seeds instead of the profiles' (e.g. 3,4: more replicates)",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -191,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     from sentryfuse.errors import SentryFuseError
 
     try:
-        jobs = plan(args.profiles, args.out)
+        jobs = plan(args.profiles, args.out, args.seeds)
     except SentryFuseError as exc:  # a bad profile: one line, exit 2 (as sentryfuse run)
         print(f"grid_accuracy: {exc}", file=sys.stderr)
         return 2
@@ -209,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.workers == 1:  # in this process (a test, or a debugger)
         for i, (p, g, f) in enumerate(jobs, 1):
-            report(i, f, run_job(p, g, str(f), str(args.work), args.threads))
+            report(i, f, run_job(p, g, str(f), str(args.work), args.threads, args.seeds))
         return 0
     with ProcessPoolExecutor(
         args.workers,
@@ -220,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         # memory grew to 12 GB after 10 jobs (datasets and models of every job it ran)
     ) as pool:
         futures = {
-            pool.submit(run_job, p, g, str(f), str(args.work), args.threads): f for p, g, f in jobs
+            pool.submit(run_job, p, g, str(f), str(args.work), args.threads, args.seeds): f
+            for p, g, f in jobs
         }
         for i, fut in enumerate(as_completed(futures), 1):
             report(i, futures[fut], fut.result())
