@@ -21,7 +21,8 @@ Each finished checkpoint writes ``OUT/<profile name>/<dataset>-<backbone>-<atten
 sessions; a rerun skips finished files and reuses checkpoints left in ``--work``. Jobs run
 one backbone at a time with all its seeds, the profiles' jobs interleaved, so a partial
 run pairs across profiles and has intervals over seeds. Each worker is its own process
-at one torch thread (``--threads``).
+at one torch thread (``--threads``). ``--seeds 3,4`` trains more replicates of a finished
+grid: the profiles' seeds replaced, every other setting kept, so the summary pairs them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from benchmarks import grid_accuracy, paper_grid_summary
 from harness.cli import main as cli
 from tests.profile_helpers import tiny_profile
@@ -67,3 +69,27 @@ def test_a_bad_profile_is_one_line_and_exit_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("grid_accuracy: ") and "\n" not in err
     assert not (tmp_path / "json").exists()
+
+
+def test_seeds_replace_the_profiles_and_nothing_else(tmp_path, capsys) -> None:
+    profile = tmp_path / "gs.toml"
+    profile.write_text(tiny_profile("gs", grid={"methods": ["magnitude"], "seeds": [0]}))
+    out = tmp_path / "json"
+    base = [str(profile), "--out", str(out), "--work", str(tmp_path / "work")]
+    assert grid_accuracy.main(base) == 0
+    assert grid_accuracy.main([*base, "--seeds", "2"]) == 0
+    first, more = (
+        json.loads((out / "gs" / f"synthetic-early-sentryattend-s{s}.json").read_text())
+        for s in (0, 2)
+    )
+    assert more["group"][-1] == 2 and {r["seed"] for r in more["cells"]} == {2}
+    assert more["settings"] == first["settings"]  # so the summary pairs them with seed 0
+    assert [r["accuracy"] for r in more["cells"]] != [r["accuracy"] for r in first["cells"]]
+    capsys.readouterr()
+    assert grid_accuracy.main([*base, "--seeds", "0,2", "--dry-run"]) == 0
+    assert "0 checkpoint jobs to run" in capsys.readouterr().out
+    for bad in ("2,x", "2,2", "-1", ""):
+        with pytest.raises(SystemExit) as exc:
+            grid_accuracy.main([*base, "--seeds", bad])
+        assert exc.value.code == 2
+        assert "--seeds" in capsys.readouterr().err
