@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +58,8 @@ def load(path: str) -> pd.DataFrame:
             raise SummaryInputError(f"{path} holds no grid_accuracy JSONs")
         return _scoped(ok_static(df))
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        # closing(): a connection used as a context manager ends its transaction, not itself
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             df = pd.read_sql_query(
                 "SELECT dataset, backbone, attention, method, sparsity, condition, seed, accuracy,"
                 " n_eval, params, gflops, latency_ms_p50, target, runtime, power_mode, status,"
